@@ -1,0 +1,102 @@
+"""Configuration files of the embedded engine, rendered from its layout (pure: text in, text out).
+
+Design choices that keep a host's own Docker undisturbed:
+- own containerd (own root, state, socket and namespace), never the host's /run/containerd;
+- own bridge interface (created by eci) and no iptables, ip_forward or masquerade changes:
+  published ports work through docker-proxy, containers reach the host over the bridge;
+- own cgroup parent, data-root, exec-root and pidfile;
+- the local registry is a docker.io mirror, so pulled images carry docker.io registry digests.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from eci.engine.layout import RUNTIME_NAME, EngineLayout
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """What `eci up` decides before rendering: ECI on/off, where the shim and registry are."""
+
+    eci_enabled: bool
+    runtime_path: Path
+    registry_address: str  # host:port on loopback
+    bridge_cidr: str  # e.g. 10.213.7.1/24, the bridge's own address
+
+
+def dockerd_config(layout: EngineLayout, options: EngineOptions) -> str:
+    """daemon.json for dockerd --config-file (nothing of /etc/docker is read)."""
+    config = {
+        "data-root": str(layout.docker_data_root),
+        "exec-root": str(layout.docker_exec_root),
+        "pidfile": str(layout.pid_file("dockerd")),
+        "hosts": [f"unix://{layout.raw_socket}"],
+        "group": "root",
+        "containerd": str(layout.containerd_socket),
+        "containerd-namespace": layout.containerd_namespace,
+        "containerd-plugins-namespace": f"{layout.containerd_namespace}-plugins",
+        "bridge": layout.bridge_name,
+        "iptables": False,
+        "ip6tables": False,
+        "ip-forward": False,
+        "ip-masq": False,
+        "cgroup-parent": layout.cgroup_parent,
+        "exec-opts": ["native.cgroupdriver=cgroupfs"],
+        "storage-driver": "overlay2",
+        "shutdown-timeout": 10,
+        "runtimes": {RUNTIME_NAME: {"path": str(options.runtime_path)}},
+        "default-runtime": RUNTIME_NAME if options.eci_enabled else "runc",
+        "registry-mirrors": [f"http://{options.registry_address}"],
+        "features": {"buildkit": True},
+    }
+    return json.dumps(config, indent=2, sort_keys=True) + "\n"
+
+
+def containerd_config(layout: EngineLayout) -> str:
+    """containerd.toml: private root/state/sockets; no CRI, no debug or metrics listener."""
+    sock = layout.containerd_socket
+    return "\n".join(
+        [
+            "version = 2",
+            f"root = {json.dumps(str(layout.containerd_root))}",
+            f"state = {json.dumps(str(layout.containerd_state))}",
+            'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
+            "",
+            "[grpc]",
+            f"  address = {json.dumps(str(sock))}",
+            "  uid = 0",
+            "  gid = 0",
+            "",
+            "[ttrpc]",
+            f"  address = {json.dumps(str(sock) + '.ttrpc')}",
+            "",
+            "[debug]",
+            '  address = ""',
+            "",
+            "[metrics]",
+            '  address = ""',
+            "",
+        ]
+    )
+
+
+def registry_config(layout: EngineLayout, address: str) -> str:
+    """docker-registry (distribution) on loopback only, storing under the engine's state dir."""
+    return "\n".join(
+        [
+            "version: 0.1",
+            "log:",
+            "  level: warn",
+            "storage:",
+            "  filesystem:",
+            f"    rootdirectory: {json.dumps(str(layout.registry_root))}",
+            "  delete:",
+            "    enabled: true",
+            "http:",
+            f"  addr: {json.dumps(address)}",
+            "",
+        ]
+    )

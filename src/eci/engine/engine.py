@@ -1,0 +1,308 @@
+"""Start, stop and inspect one embedded engine: containerd, registry, dockerd, user-facing proxy.
+
+`up` is idempotent and all-or-nothing: on any failure everything started by that call is stopped
+again (by pid), mounts under eci's directories are detached and the bridge it created is removed.
+`down` stops only processes recorded in engine.json (pid + start time) and the containerd shims
+that were started with this engine's own containerd socket.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import grp
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import stat
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from eci.engine.config import EngineOptions, containerd_config, dockerd_config, registry_config
+from eci.engine.layout import EngineLayout
+from eci.engine.state import EngineState, load_state, save_state, write_atomic
+from eci.errors import EngineError
+from eci.host import cgroups, mounts, network, probe
+from eci.host.processes import SANE_PATH, ProcessId, is_alive, processes_mentioning, spawn, stop
+from eci.settings import EffectiveSettings
+
+USER_SOCKET_GROUP = "docker"
+REQUIRED_COMMANDS = ("dockerd", "containerd", "docker-registry", "runc", "ip")
+
+
+@dataclass(frozen=True)
+class Component:
+    """One daemon of the engine: how to start it and how to know it is ready."""
+
+    name: str
+    argv: Callable[[EngineLayout, EngineState], list[str]]
+    ready: Callable[[EngineLayout, EngineState], bool]
+    timeout: float
+
+
+COMPONENTS: tuple[Component, ...] = (
+    Component(
+        "containerd",
+        lambda lay, st: ["containerd", "--config", str(lay.containerd_config)],
+        lambda lay, st: _socket_accepts(lay.containerd_socket),
+        30.0,
+    ),
+    Component(
+        "registry",
+        lambda lay, st: ["docker-registry", "serve", str(lay.registry_config)],
+        lambda lay, st: probe.http_status_tcp(st.registry_address, "/v2/") == 200,
+        30.0,
+    ),
+    Component(
+        "dockerd",
+        lambda lay, st: ["dockerd", "--config-file", str(lay.dockerd_config)],
+        lambda lay, st: probe.http_status_unix(lay.raw_socket, "/_ping") == 200,
+        60.0,
+    ),
+    Component(
+        "proxy",
+        lambda lay, st: [
+            sys.executable,
+            "-m",
+            "eci.proxy",
+            "--listen",
+            str(lay.user_socket),
+            "--upstream",
+            str(lay.raw_socket),
+            "--group",
+            USER_SOCKET_GROUP,
+        ],
+        lambda lay, st: probe.http_status_unix(lay.user_socket, "/_ping") == 200,
+        30.0,
+    ),
+)
+
+
+def _socket_accepts(path: Path) -> bool:
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.connect(str(path))
+        return True
+    except OSError:
+        return False
+
+
+def runtime_shim_path() -> Path:
+    """The eci runtime shim shipped in the package (registered as sysbox-runc)."""
+    path = Path(str(resources.files("eci.runtime") / "eci-runtime"))
+    mode = path.stat().st_mode
+    if not mode & stat.S_IXUSR:
+        path.chmod(mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return path
+
+
+def check_prerequisites() -> None:
+    if os.geteuid() != 0:
+        raise EngineError("eci up must run as root: it starts a private dockerd and containerd")
+    missing = [c for c in REQUIRED_COMMANDS if shutil.which(c, path=SANE_PATH) is None]
+    if missing:
+        raise EngineError(
+            f"missing commands {missing}; run `make setup` (installs docker.io, "
+            "containerd, runc, docker-registry, iproute2)"
+        )
+    try:
+        grp.getgrnam(USER_SOCKET_GROUP)
+    except KeyError as exc:
+        raise EngineError(
+            f"group {USER_SOCKET_GROUP!r} does not exist; run `make setup` "
+            f"or `groupadd {USER_SOCKET_GROUP}`"
+        ) from exc
+
+
+def running_state(layout: EngineLayout) -> EngineState | None:
+    """The recorded state if every recorded process is still the one eci started."""
+    state = load_state(layout.state_file)
+    if state is None or not state.processes:
+        return None
+    if all(is_alive(p) for p in state.processes.values()) and len(state.processes) == len(
+        COMPONENTS
+    ):
+        return state
+    return None
+
+
+def up(layout: EngineLayout, settings: EffectiveSettings) -> tuple[EngineState, str]:
+    """Bring the engine up (or confirm it is up). Returns the state and what was done."""
+    check_prerequisites()
+    current = running_state(layout)
+    if current is not None:
+        if current.settings == settings.to_json():
+            return current, "already running"
+        return _apply_settings(layout, current, settings), "already running; settings reloaded"
+    if load_state(layout.state_file) is not None:
+        down(layout)  # a partly dead engine: clear its remains before starting afresh
+
+    _make_dirs(layout)
+    state = EngineState(
+        state_dir=str(layout.state_dir),
+        run_dir=str(layout.run_dir),
+        eci_enabled=settings.eci_enabled,
+        settings=settings.to_json(),
+        bridge=layout.bridge_name,
+        started_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    )
+    try:
+        seed = int(hashlib.sha256(layout.tag.encode()).hexdigest(), 16)
+        state.bridge_cidr = network.ensure_bridge(layout.bridge_name, layout.state_dir, seed)
+        state.registry_address = f"127.0.0.1:{probe.free_loopback_port()}"
+        _write_configs(layout, state, settings)
+        for component in COMPONENTS:
+            state.processes[component.name] = _start(layout, state, component)
+            save_state(layout.state_file, state)
+            if component.name == "dockerd":
+                os.chmod(layout.raw_socket, 0o600)
+    except BaseException:
+        save_state(layout.state_file, state)
+        down(layout)
+        raise
+    return state, "started"
+
+
+def _make_dirs(layout: EngineLayout) -> None:
+    for path, mode in (
+        (layout.state_dir, 0o711),
+        (layout.config_dir, 0o755),
+        (layout.log_dir, 0o700),
+        (layout.run_dir, 0o755),
+        (layout.private_dir, 0o700),
+    ):
+        path.mkdir(parents=True, exist_ok=True)
+        path.chmod(mode)
+
+
+def _options(layout: EngineLayout, state: EngineState, enabled: bool) -> EngineOptions:
+    return EngineOptions(
+        eci_enabled=enabled,
+        runtime_path=runtime_shim_path(),
+        registry_address=state.registry_address,
+        bridge_cidr=state.bridge_cidr,
+    )
+
+
+def _write_configs(layout: EngineLayout, state: EngineState, settings: EffectiveSettings) -> None:
+    options = _options(layout, state, settings.eci_enabled)
+    write_atomic(layout.containerd_config, containerd_config(layout))
+    write_atomic(layout.registry_config, registry_config(layout, state.registry_address))
+    write_atomic(layout.dockerd_config, dockerd_config(layout, options))
+    write_atomic(
+        layout.settings_snapshot, json.dumps(settings.to_json(), indent=2, sort_keys=True) + "\n"
+    )
+
+
+def _start(layout: EngineLayout, state: EngineState, component: Component) -> ProcessId:
+    log = layout.log_file(component.name)
+    try:
+        proc = spawn(component.name, component.argv(layout, state), log)
+    except (OSError, ChildProcessError) as exc:
+        raise EngineError(f"{component.name} could not be started: {exc}; see {log}") from exc
+    state.processes[component.name] = proc
+    if not probe.wait_until(
+        lambda: component.ready(layout, state) or not is_alive(proc), component.timeout
+    ) or not is_alive(proc):
+        raise EngineError(
+            f"{component.name} did not become ready within {component.timeout:.0f}s; "
+            f"last lines of {log}:\n{_tail(log)}"
+        )
+    return proc
+
+
+def _tail(path: Path, lines: int = 8) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _apply_settings(
+    layout: EngineLayout, state: EngineState, settings: EffectiveSettings
+) -> EngineState:
+    """New settings for a running engine: rewrite daemon.json and let dockerd reload it (SIGHUP
+    reloads the default runtime); new containers get the new setting at once."""
+    _write_configs(layout, state, settings)
+    os.kill(state.processes["dockerd"].pid, signal.SIGHUP)
+    state.settings = settings.to_json()
+    state.eci_enabled = settings.eci_enabled
+    save_state(layout.state_file, state)
+    return state
+
+
+@dataclass
+class DownReport:
+    stopped: list[str]
+    killed_container_processes: int
+    stray_shims: int
+    detached_mounts: list[str]
+    bridge_removed: bool
+
+
+def down(layout: EngineLayout) -> DownReport:
+    """Stop what this engine started, leave no mount, process or interface behind."""
+    state = load_state(layout.state_file)
+    recorded = state.processes if state is not None else {}
+    stopped: list[str] = []
+    stray = killed = 0
+    for component in reversed(COMPONENTS):
+        if component.name == "containerd":
+            # dockerd stopped its containers; after a crash some may still run: kill them
+            # (they sit below our cgroup parent), then the shims that watched them.
+            killed = cgroups.kill_all(layout.cgroup_parent)
+            stray = _stop_stray_shims(layout)
+        proc = recorded.get(component.name)
+        if proc is not None and stop(proc, timeout=40.0 if component.name == "dockerd" else 15.0):
+            stopped.append(component.name)
+    detached = mounts.detach_all_under(layout.run_dir) + mounts.detach_all_under(layout.state_dir)
+    cgroups.remove_subtree(layout.cgroup_parent)
+    bridge_removed = network.remove_bridge(layout.bridge_name, layout.state_dir)
+    if not mounts.mounts_under(layout.run_dir):
+        shutil.rmtree(layout.run_dir, ignore_errors=True)
+    layout.state_file.unlink(missing_ok=True)
+    return DownReport(stopped, killed, stray, detached, bridge_removed)
+
+
+def _stop_stray_shims(layout: EngineLayout) -> int:
+    """containerd shims outlive containerd; ours carry our containerd socket path in argv."""
+    shims = processes_mentioning(str(layout.containerd_socket))
+    for shim in shims:
+        stop(shim, timeout=5.0)
+    return len(shims)
+
+
+def status(layout: EngineLayout) -> dict[str, Any]:
+    state = load_state(layout.state_file)
+    report: dict[str, Any] = {
+        "stateDir": str(layout.state_dir),
+        "runDir": str(layout.run_dir),
+        "running": False,
+        "sockets": {
+            "user": str(layout.user_socket),
+            "dockerdRaw": str(layout.raw_socket),
+            "containerd": str(layout.containerd_socket),
+        },
+        "processes": {},
+    }
+    if state is None:
+        return report
+    report["processes"] = {
+        name: {"pid": p.pid, "alive": is_alive(p)} for name, p in state.processes.items()
+    }
+    report["running"] = running_state(layout) is not None
+    report.update(
+        eciEnabled=state.eci_enabled,
+        settings=state.settings,
+        registry=state.registry_address,
+        bridge={"name": state.bridge, "cidr": state.bridge_cidr},
+        startedAt=state.started_at,
+        logs=str(layout.log_dir),
+    )
+    return report

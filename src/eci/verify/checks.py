@@ -1,0 +1,158 @@
+"""The verification table of design.md §1 as code, run against a live engine.
+
+Each row names the capability that delivers it. Rows whose capability is not built yet are
+reported as "not yet" without running anything: a row can only pass by being checked.
+"""
+
+from __future__ import annotations
+
+import grp
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+import docker
+import docker.errors
+
+from eci.engine.layout import RUNTIME_NAME, EngineLayout
+
+#: Capabilities that exist in this build. Each later capability adds its name here together with
+#: the `run` functions of its rows.
+BUILT_FEATURES = frozenset({"engine"})
+
+
+class Status(Enum):
+    PASS = "pass"
+    FAIL = "FAIL"
+    NOT_YET = "not yet"
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a check runs against: a client for the user-facing socket and the engine's layout."""
+
+    client: docker.DockerClient
+    layout: EngineLayout
+    eci_enabled: bool
+    image: str = "busybox:latest"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    passed: bool
+    observed: str
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    feature: str
+    with_eci: str
+    without: str
+    run: Callable[[Target], Outcome] | None = None
+
+
+@dataclass(frozen=True)
+class Result:
+    check: Check
+    status: Status
+    observed: str
+
+
+def _runtime_of_new_container(t: Target) -> Outcome:
+    container = t.client.containers.create(t.image, ["true"])
+    try:
+        runtime = container.attrs["HostConfig"]["Runtime"]
+    finally:
+        container.remove(force=True)
+    expected = RUNTIME_NAME if t.eci_enabled else "runc"
+    return Outcome(runtime == expected, runtime)
+
+
+def _default_runtime(t: Target) -> Outcome:
+    runtime = t.client.info().get("DefaultRuntime", "?")
+    expected = RUNTIME_NAME if t.eci_enabled else "runc"
+    return Outcome(runtime == expected, f"Default Runtime: {runtime}")
+
+
+def _mode(path: Path) -> tuple[int, int, int]:
+    st = path.stat()
+    return stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid
+
+
+def _raw_socket_private(t: Target) -> Outcome:
+    sock_mode, sock_uid, _ = _mode(t.layout.raw_socket)
+    dir_mode, dir_uid, _ = _mode(t.layout.private_dir)
+    ok = sock_uid == 0 and dir_uid == 0 and sock_mode & 0o077 == 0 and dir_mode & 0o077 == 0
+    return Outcome(ok, f"socket {sock_mode:04o} uid {sock_uid}, dir {dir_mode:04o}")
+
+
+def _user_socket_group(t: Target) -> Outcome:
+    mode, uid, gid = _mode(t.layout.user_socket)
+    group = grp.getgrgid(gid).gr_name
+    return Outcome(mode == 0o660 and uid == 0 and group == "docker", f"{mode:04o} root:{group}")
+
+
+def _echo_ok(t: Target) -> Outcome:
+    out = t.client.containers.run(t.image, ["echo", "ok"], remove=True)
+    text = out.decode().strip()
+    return Outcome(text == "ok", text)
+
+
+TABLE: tuple[Check, ...] = (
+    Check("docker run --rm busybox echo ok", "engine", "ok", "ok", _echo_ok),
+    Check(
+        "docker run --rm busybox cat /proc/self/uid_map",
+        "runtime",
+        "0 100000 65536 (base varies, exclusive)",
+        "0 0 4294967295",
+    ),
+    Check(
+        "docker inspect --format '{{.HostConfig.Runtime}}'",
+        "engine",
+        RUNTIME_NAME,
+        "runc",
+        _runtime_of_new_container,
+    ),
+    Check("docker info: Default Runtime", "engine", RUNTIME_NAME, "runc", _default_runtime),
+    Check("two running containers", "runtime", "different, non-overlapping ranges", "same"),
+    Check("docker run --pid=host / --network=host", "proxy", "refused with ECI texts", "runs"),
+    Check("docker run --runtime=runc / --userns=host", "proxy", "still isolated", "obeyed"),
+    Check(
+        "-v /var/run/docker.sock:/var/run/docker.sock docker:cli",
+        "socket-mount",
+        "refused unless allowlisted",
+        "runs",
+    ),
+    Check(
+        "retag a denied image to an allowlisted name, mount socket", "socket-mount", "refused", "-"
+    ),
+    Check("--privileged then mount -o remount,rw of a ro bind", "runtime", "refused", "allowed"),
+    Check("cat /proc/uptime", "confinement", "container's uptime", "host's"),
+    Check(
+        "privileged: core_pattern write, module load, mknod+read host disk",
+        "confinement",
+        "fails",
+        "works",
+    ),
+    Check(
+        "raw dockerd socket is root-only", "engine", "0600 in a 0700 dir", "-", _raw_socket_private
+    ),
+    Check("user-facing socket", "engine", "0660 root:docker", "-", _user_socket_group),
+)
+
+
+def run_check(check: Check, target: Target) -> Result:
+    if check.feature not in BUILT_FEATURES or check.run is None:
+        return Result(check, Status.NOT_YET, f"arrives with the {check.feature} capability")
+    try:
+        outcome = check.run(target)
+    except (docker.errors.DockerException, OSError, KeyError) as exc:
+        return Result(check, Status.FAIL, f"error: {exc}")
+    return Result(check, Status.PASS if outcome.passed else Status.FAIL, outcome.observed)
+
+
+def run_table(target: Target) -> list[Result]:
+    return [run_check(check, target) for check in TABLE]
