@@ -28,8 +28,8 @@ def mount_points(mountinfo: str | None = None) -> list[str]:
 
 def is_under(path: str, root: Path) -> bool:
     """Whole-component containment: /a/bc is not under /a/b."""
-    root_s = str(root).rstrip("/") or "/"
-    return path == root_s or path.startswith(root_s + "/")
+    root_s = str(root).rstrip("/")  # "" for "/"
+    return path == (root_s or "/") or path.startswith(root_s + "/")
 
 
 def mounts_under(root: Path, mountinfo: str | None = None) -> list[str]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from eci.errors import EngineError
 
-SUBNET_POOL = ipaddress.ip_network("10.213.0.0/16")
+SUBNET_POOL = ipaddress.IPv4Network("10.213.0.0/16")
 
 
 def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -31,8 +31,8 @@ def _links() -> list[dict[str, object]]:
     return list(json.loads(_ip("-j", "link", "show").stdout or "[]"))
 
 
-def _used_networks() -> list[ipaddress.IPv4Network]:
-    used = []
+def _used_networks() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    used: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
     for link in json.loads(_ip("-j", "-4", "addr", "show").stdout or "[]"):
         for info in link.get("addr_info", []):
             used.append(ipaddress.ip_interface(f"{info['local']}/{info['prefixlen']}").network)
@@ -61,7 +61,7 @@ def owned_bridge(name: str, state_dir: Path) -> bool:
 def pick_subnet(seed: int) -> ipaddress.IPv4Network:
     """A free /24 from the pool, starting at a position derived from the engine's tag."""
     used = _used_networks()
-    subnets = list(SUBNET_POOL.subnets(new_prefix=24))
+    subnets: list[ipaddress.IPv4Network] = list(SUBNET_POOL.subnets(new_prefix=24))
     for i in range(len(subnets)):
         candidate = subnets[(seed + i) % len(subnets)]
         if not any(candidate.overlaps(u) for u in used):

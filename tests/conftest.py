@@ -1,0 +1,61 @@
+"""Shared fixtures: the real private engine for integration, security and compat tests.
+
+The engine is started once per session through the real CLI (`eci up --state-dir <tmp>`) on its
+own temporary paths (never the host's default Docker socket) and always torn down, after which
+the session asserts that no mount or process of it is left.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.support import (
+    ECI_ON_LOCKED,
+    EngineHandle,
+    assert_nothing_left,
+    make_state_dir,
+    remove_state_dir,
+    write_settings,
+)
+
+from eci.engine.layout import EngineLayout
+
+
+def _requires_engine() -> str | None:
+    if os.geteuid() != 0:
+        return "the engine tests need root"
+    missing = [
+        c
+        for c in ("dockerd", "containerd", "docker-registry", "runc")
+        if shutil.which(c, path="/usr/sbin:/usr/bin:/sbin:/bin") is None
+    ]
+    return f"missing {missing}: run `make setup`" if missing else None
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[EngineHandle]:
+    """One real eci engine (ECI on, locked) with the test images, for the whole session."""
+    reason = _requires_engine()
+    if reason:
+        pytest.fail(reason)  # a missing engine is a broken set-up, never a silent skip
+    state_dir = make_state_dir()
+    settings_dir = Path(tempfile.mkdtemp(prefix="eci-settings-", dir="/tmp"))
+    handle = EngineHandle(
+        EngineLayout.for_state_dir(state_dir), write_settings(settings_dir, ECI_ON_LOCKED)
+    )
+    try:
+        handle.eci("up", "--admin-settings", str(handle.admin_settings))
+        handle.eci("images")
+        yield handle
+    finally:
+        handle.eci("down", check=False)
+        try:
+            assert_nothing_left(handle.layout)
+        finally:
+            remove_state_dir(handle.layout)
+            shutil.rmtree(settings_dir, ignore_errors=True)

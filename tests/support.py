@@ -1,0 +1,99 @@
+"""Helpers for tests that drive a real eci engine through its CLI and the Docker CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from eci.engine.layout import EngineLayout
+from eci.host.mounts import mounts_under
+from eci.host.processes import processes_mentioning
+
+ECI = str(Path(sys.executable).with_name("eci"))
+TEST_USER = "eci-tester"
+DOCKER_CLIS = [p for p in ("/usr/bin/docker", "/usr/local/bin/docker") if Path(p).exists()]
+
+
+@dataclass(frozen=True)
+class EngineHandle:
+    """A running eci engine under test: its layout and how to talk to it."""
+
+    layout: EngineLayout
+    admin_settings: Path
+
+    @property
+    def docker_host(self) -> str:
+        return f"unix://{self.layout.user_socket}"
+
+    def eci(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return run([ECI, *args, "--state-dir", str(self.layout.state_dir)], check=check)
+
+    def docker(
+        self, *args: str, user: str | None = TEST_USER, check: bool = True, cli: str = "docker"
+    ) -> subprocess.CompletedProcess[str]:
+        """The real Docker CLI against the user-facing socket, by default as the unprivileged
+        test user (who eci protects the host from)."""
+        argv = [cli, "-H", self.docker_host, *args]
+        if user is not None:
+            argv = ["runuser", "-u", user, "--", *argv]
+        return run(argv, check=check)
+
+    def status(self) -> dict[str, object]:
+        return dict(json.loads(self.eci("status", "--json", check=False).stdout))
+
+
+def run(
+    argv: Sequence[str], check: bool = True, timeout: float = 180, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        list(argv),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(argv)} exited {result.returncode}\nstdout:\n{result.stdout}\n"
+            f"stderr:\n{result.stderr}"
+        )
+    return result
+
+
+def make_state_dir(prefix: str = "eci-test-") -> Path:
+    """A fresh state dir the unprivileged test user can traverse to reach the user socket."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    path.chmod(0o711)
+    return path
+
+
+def write_settings(directory: Path, data: object, name: str = "admin-settings.json") -> Path:
+    path = directory / name
+    path.write_text(json.dumps(data) if not isinstance(data, str) else data)
+    path.chmod(0o644)
+    return path
+
+
+ECI_ON_LOCKED = {
+    "configurationFileVersion": 2,
+    "enhancedContainerIsolation": {"value": True, "locked": True},
+}
+
+
+def assert_nothing_left(layout: EngineLayout) -> None:
+    assert mounts_under(layout.state_dir) == []
+    assert mounts_under(layout.run_dir) == []
+    assert processes_mentioning(str(layout.state_dir)) == []
+
+
+def remove_state_dir(layout: EngineLayout) -> None:
+    """Only once nothing is mounted below it: never recurse into a live mount."""
+    if not mounts_under(layout.state_dir):
+        shutil.rmtree(layout.state_dir, ignore_errors=True)

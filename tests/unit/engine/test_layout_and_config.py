@@ -1,0 +1,83 @@
+"""Engine layout and rendered configs: private paths, no shared host resources."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from eci.engine.config import EngineOptions, containerd_config, dockerd_config, registry_config
+from eci.engine.layout import DEFAULT_RUN_DIR, DEFAULT_STATE_DIR, EngineLayout
+from eci.host.mounts import is_under
+
+LAYOUTS = [EngineLayout.for_state_dir(None), EngineLayout.for_state_dir(Path("/tmp/eci-x"))]
+
+
+def _options(enabled: bool = True) -> EngineOptions:
+    return EngineOptions(
+        eci_enabled=enabled,
+        runtime_path=Path("/opt/eci/eci-runtime"),
+        registry_address="127.0.0.1:5123",
+        bridge_cidr="10.213.4.1/24",
+    )
+
+
+def test_default_layout_uses_system_dirs() -> None:
+    layout = EngineLayout.for_state_dir(None)
+    assert (layout.state_dir, layout.run_dir) == (DEFAULT_STATE_DIR, DEFAULT_RUN_DIR)
+    assert layout.bridge_name == "eci0"
+    assert layout.user_socket == Path("/run/eci/docker.sock")
+
+
+def test_other_state_dirs_get_distinct_host_names() -> None:
+    a = EngineLayout.for_state_dir(Path("/tmp/a"))
+    b = EngineLayout.for_state_dir(Path("/tmp/b"))
+    assert a.bridge_name != b.bridge_name
+    assert a.containerd_namespace != b.containerd_namespace
+    assert len(a.bridge_name.encode()) <= 15  # IFNAMSIZ - 1
+    assert a.run_dir == Path("/tmp/a/run")
+
+
+@pytest.mark.parametrize("layout", LAYOUTS, ids=["default", "custom"])
+def test_raw_sockets_live_in_the_private_dir(layout: EngineLayout) -> None:
+    for path in (layout.raw_socket, layout.containerd_socket, layout.docker_exec_root):
+        assert is_under(str(path), layout.private_dir)
+    assert not is_under(str(layout.user_socket), layout.private_dir)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS, ids=["default", "custom"])
+def test_dockerd_config_keeps_to_private_paths(layout: EngineLayout) -> None:
+    config = json.loads(dockerd_config(layout, _options()))
+    assert config["hosts"] == [f"unix://{layout.raw_socket}"]
+    assert config["containerd"] == str(layout.containerd_socket)
+    for key in ("data-root", "exec-root", "pidfile"):
+        path = config[key]
+        assert is_under(path, layout.state_dir) or is_under(path, layout.run_dir), key
+    assert config["bridge"] == layout.bridge_name
+    assert (config["iptables"], config["ip-forward"], config["ip-masq"]) == (False, False, False)
+    assert config["registry-mirrors"] == ["http://127.0.0.1:5123"]
+
+
+@pytest.mark.parametrize(("enabled", "default"), [(True, "sysbox-runc"), (False, "runc")])
+def test_default_runtime_follows_eci_setting(enabled: bool, default: str) -> None:
+    config = json.loads(dockerd_config(LAYOUTS[1], _options(enabled)))
+    assert config["default-runtime"] == default
+    assert config["runtimes"] == {"sysbox-runc": {"path": "/opt/eci/eci-runtime"}}
+
+
+def test_containerd_config_is_private_and_parses() -> None:
+    layout = LAYOUTS[1]
+    config = tomllib.loads(containerd_config(layout))
+    assert config["root"] == str(layout.containerd_root)
+    assert config["state"] == str(layout.containerd_state)
+    assert config["grpc"]["address"] == str(layout.containerd_socket)
+    assert config["debug"]["address"] == ""
+    assert "io.containerd.grpc.v1.cri" in config["disabled_plugins"]
+
+
+def test_registry_listens_on_loopback_only() -> None:
+    text = registry_config(LAYOUTS[1], "127.0.0.1:5123")
+    assert 'addr: "127.0.0.1:5123"' in text
+    assert f'rootdirectory: "{LAYOUTS[1].registry_root}"' in text
