@@ -27,8 +27,8 @@ app = typer.Typer(
 settings_app = typer.Typer(help="Show effective settings and their schema.", no_args_is_help=True)
 app.add_typer(settings_app, name="settings")
 
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 StateDir = Annotated[
     Path | None,

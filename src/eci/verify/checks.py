@@ -146,7 +146,7 @@ TABLE: tuple[Check, ...] = (
 
 def run_check(check: Check, target: Target) -> Result:
     if check.feature not in BUILT_FEATURES or check.run is None:
-        return Result(check, Status.NOT_YET, f"arrives with the {check.feature} capability")
+        return Result(check, Status.NOT_YET, f"({check.feature})")
     try:
         outcome = check.run(target)
     except (docker.errors.DockerException, OSError, KeyError) as exc:
