@@ -33,3 +33,21 @@ class EngineError(EciError):
 
 class ImageBuildError(EciError):
     """A test image could not be built, pushed or pulled back."""
+
+
+class RuntimeShimError(EciError):
+    """The runtime shim refused or failed to prepare a container; nothing of it is left.
+
+    The message reaches the Docker CLI as `OCI runtime create failed: <message>`.
+    """
+
+
+class SpecRefused(RuntimeShimError):
+    """The OCI spec asks for something that would break isolation (e.g. a host namespace)."""
+
+
+class RangePoolExhausted(RuntimeShimError):
+    """Every user-id range of eci's pool is held by a live container.
+
+    Remove containers, or give the `eci` user a larger range in /etc/subuid and /etc/subgid.
+    """

@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from eci.engine.layout import RUNTIME_NAME, EngineLayout
+from eci.engine.layout import RANGES_DIR, RUNTIME_NAME, EngineLayout
 
 
 @dataclass(frozen=True)
@@ -47,10 +47,27 @@ def dockerd_config(layout: EngineLayout, options: EngineOptions) -> str:
         "exec-opts": ["native.cgroupdriver=cgroupfs"],
         "storage-driver": "overlay2",
         "shutdown-timeout": 10,
-        "runtimes": {RUNTIME_NAME: {"path": str(options.runtime_path)}},
+        "runtimes": {
+            RUNTIME_NAME: {
+                "path": str(options.runtime_path),
+                "runtimeArgs": ["--eci-state", str(layout.state_dir)],
+            }
+        },
         "default-runtime": RUNTIME_NAME if options.eci_enabled else "runc",
         "registry-mirrors": [f"http://{options.registry_address}"],
         "features": {"buildkit": True},
+    }
+    return json.dumps(config, indent=2, sort_keys=True) + "\n"
+
+
+def runtime_config(layout: EngineLayout) -> str:
+    """runtime.json: what the stdlib-only runtime shim needs to know about its engine."""
+    config = {
+        "dockerDataRoot": str(layout.docker_data_root),
+        "runtimeDir": str(layout.runtime_dir),
+        "rootfsDir": str(layout.rootfs_dir),
+        "rangesDir": str(RANGES_DIR),
+        "backend": "runc",
     }
     return json.dumps(config, indent=2, sort_keys=True) + "\n"
 

@@ -24,7 +24,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from eci.engine.config import EngineOptions, containerd_config, dockerd_config, registry_config
+from eci.engine.config import (
+    EngineOptions,
+    containerd_config,
+    dockerd_config,
+    registry_config,
+    runtime_config,
+)
 from eci.engine.layout import EngineLayout
 from eci.engine.state import EngineState, load_state, save_state, write_atomic
 from eci.errors import EngineError
@@ -176,6 +182,7 @@ def _make_dirs(layout: EngineLayout) -> None:
         (layout.log_dir, 0o700),
         (layout.run_dir, 0o755),
         (layout.private_dir, 0o700),
+        (layout.rootfs_dir, 0o711),
     ):
         path.mkdir(parents=True, exist_ok=True)
         path.chmod(mode)
@@ -195,6 +202,7 @@ def _write_configs(layout: EngineLayout, state: EngineState, settings: Effective
     write_atomic(layout.containerd_config, containerd_config(layout))
     write_atomic(layout.registry_config, registry_config(layout, state.registry_address))
     write_atomic(layout.dockerd_config, dockerd_config(layout, options))
+    write_atomic(layout.runtime_config, runtime_config(layout))
     write_atomic(
         layout.settings_snapshot, json.dumps(settings.to_json(), indent=2, sort_keys=True) + "\n"
     )

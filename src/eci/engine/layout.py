@@ -14,6 +14,10 @@ from pathlib import Path
 DEFAULT_STATE_DIR = Path("/var/lib/eci")
 DEFAULT_RUN_DIR = Path("/run/eci")
 
+#: Id-range allocations, shared by every engine on the host: ranges come from one pool (the
+#: `eci` user's /etc/subuid entry), so two engines must never hand out the same range.
+RANGES_DIR = DEFAULT_STATE_DIR / "ranges"
+
 #: The name users and `docker info` see for the eci runtime (Docker Desktop ECI's name for it).
 RUNTIME_NAME = "sysbox-runc"
 
@@ -86,6 +90,10 @@ class EngineLayout:
         """Effective settings as applied by `eci up`, readable by the stdlib-only runtime shim."""
         return self.config_dir / "effective-settings.json"
 
+    @property
+    def runtime_config(self) -> Path:
+        return self.config_dir / "runtime.json"
+
     def log_file(self, component: str) -> Path:
         return self.log_dir / f"{component}.log"
 
@@ -116,6 +124,16 @@ class EngineLayout:
     @property
     def docker_exec_root(self) -> Path:
         return self.private_dir / "exec"
+
+    @property
+    def runtime_dir(self) -> Path:
+        """Per-container staged mounts of the runtime shim (never inside dockerd's dirs)."""
+        return self.private_dir / "runtime"
+
+    @property
+    def rootfs_dir(self) -> Path:
+        """Containers' root filesystems as runc reaches them: traversable by container root."""
+        return self.run_dir / "rootfs"
 
     def pid_file(self, component: str) -> Path:
         return self.private_dir / f"{component}.pid"

@@ -1,0 +1,183 @@
+"""Mount syscalls the shim needs, through ctypes (Python 3.11 has no wrappers for them).
+
+- `userns_fd(base)`: a user namespace mapping 0..65535 -> base.., to idmap mounts with;
+- `clone_mount(src, dst, userns, readonly)`: open_tree(OPEN_TREE_CLONE) + mount_setattr
+  (MOUNT_ATTR_IDMAP and/or MOUNT_ATTR_RDONLY) + move_mount: a detached copy of a mount, attached
+  at `dst`. A read-only copy made here, in the host namespace, is locked read-only in the
+  container's less privileged mount namespace (remount rw -> EPERM);
+- `mount_overlay_as(base, …)`: overlayfs over idmapped layers, mounted with fsuid/fsgid = base
+  and full capabilities, because overlayfs does its upper-dir work with the mounter's
+  credentials and host uid 0 is not representable in the idmapped upper (EOVERFLOW).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from pathlib import Path
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+SYS_OPEN_TREE = 428
+SYS_MOVE_MOUNT = 429
+SYS_MOUNT_SETATTR = 442
+OPEN_TREE_CLONE = 1
+OPEN_TREE_CLOEXEC = 0o2000000
+AT_FDCWD = -100
+AT_EMPTY_PATH = 0x1000
+AT_RECURSIVE = 0x8000
+MOVE_MOUNT_F_EMPTY_PATH = 0x4
+MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_IDMAP = 0x00100000
+CLONE_NEWUSER = 0x10000000
+MNT_DETACH = 2
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [
+        ("attr_set", ctypes.c_uint64),
+        ("attr_clr", ctypes.c_uint64),
+        ("propagation", ctypes.c_uint64),
+        ("userns_fd", ctypes.c_uint64),
+    ]
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [
+        ("effective", ctypes.c_uint32),
+        ("permitted", ctypes.c_uint32),
+        ("inheritable", ctypes.c_uint32),
+    ]
+
+
+def _check(result: int, what: str) -> int:
+    if result < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+    return result
+
+
+def userns_fd(base: int, size: int = 65536) -> int:
+    """fd of a new user namespace with uid/gid maps `0 base size` (its holder process exits)."""
+    ready_r, ready_w = os.pipe()
+    done_r, done_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: enter a new userns, wait for the parent to map it, exit
+        try:
+            os.close(ready_r)
+            os.close(done_w)
+            ok = _libc.unshare(CLONE_NEWUSER) == 0
+            os.write(ready_w, b"1" if ok else b"0")
+            os.read(done_r, 1)
+        finally:
+            os._exit(0)
+    os.close(ready_w)
+    os.close(done_r)
+    try:
+        if os.read(ready_r, 1) != b"1":
+            raise OSError("unshare(CLONE_NEWUSER) failed in the helper process")
+        for name in ("uid_map", "gid_map"):
+            with open(f"/proc/{pid}/{name}", "w") as f:
+                f.write(f"0 {base} {size}\n")
+        return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    finally:
+        os.close(ready_r)
+        os.close(done_w)
+        os.waitpid(pid, 0)
+
+
+def clone_mount(
+    source: str | Path,
+    target: str | Path,
+    *,
+    userns: int | None = None,
+    readonly: bool = False,
+    recursive: bool = False,
+) -> None:
+    """Attach at `target` a copy of the mount at `source`, idmapped and/or read-only."""
+    flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (AT_RECURSIVE if recursive else 0)
+    fd = _check(
+        _libc.syscall(SYS_OPEN_TREE, AT_FDCWD, os.fsencode(source), flags), f"open_tree {source}"
+    )
+    try:
+        attr_set = (MOUNT_ATTR_IDMAP if userns is not None else 0) | (
+            MOUNT_ATTR_RDONLY if readonly else 0
+        )
+        if attr_set:
+            attr = _MountAttr(attr_set, 0, 0, userns if userns is not None else 0)
+            setattr_flags = AT_EMPTY_PATH | (AT_RECURSIVE if recursive else 0)
+            _check(
+                _libc.syscall(
+                    SYS_MOUNT_SETATTR,
+                    fd,
+                    b"",
+                    setattr_flags,
+                    ctypes.byref(attr),
+                    ctypes.sizeof(attr),
+                ),
+                f"mount_setattr {source}",
+            )
+        _check(
+            _libc.syscall(
+                SYS_MOVE_MOUNT, fd, b"", AT_FDCWD, os.fsencode(target), MOVE_MOUNT_F_EMPTY_PATH
+            ),
+            f"move_mount {source} -> {target}",
+        )
+    finally:
+        os.close(fd)
+
+
+def _raise_effective_caps() -> None:
+    header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = (_CapData * 2)()
+    _check(_libc.capget(ctypes.byref(header), data), "capget")
+    for half in data:
+        half.effective = half.permitted
+    _check(_libc.capset(ctypes.byref(header), data), "capset")
+
+
+def mount_overlay_as(
+    base: int,
+    target: str | Path,
+    workdir_base: str | Path,
+    lowers: list[str],
+    upper: str,
+    work: str,
+    extra: str = "",
+) -> None:
+    """Mount overlayfs at `target` with credentials inside the container's range.
+
+    `lowers`, `upper` and `work` are relative to `workdir_base` (the mount is made from there,
+    as dockerd does, so long layer lists fit in one page of mount options)."""
+    options = f"lowerdir={':'.join(lowers)},upperdir={upper},workdir={work}"
+    if extra:
+        options += f",{extra}"
+    cwd = os.open(".", os.O_RDONLY | os.O_CLOEXEC)
+    os.chdir(workdir_base)
+    _libc.setfsuid(base)
+    _libc.setfsgid(base)
+    try:
+        _raise_effective_caps()  # setfsuid to non-zero dropped the fs capabilities
+        _check(
+            _libc.mount(b"overlay", os.fsencode(target), b"overlay", 0, options.encode()),
+            f"mount overlay at {target}",
+        )
+    finally:
+        _libc.setfsuid(0)
+        _libc.setfsgid(0)
+        os.fchdir(cwd)
+        os.close(cwd)
+
+
+def unmount(path: str | Path, detach: bool = False) -> None:
+    _check(_libc.umount2(os.fsencode(path), MNT_DETACH if detach else 0), f"umount {path}")
+
+
+def is_mount_point(path: str | Path, mountinfo: str) -> bool:
+    target = str(path)
+    return any(line.split()[4] == target for line in mountinfo.splitlines() if line.strip())

@@ -1,0 +1,179 @@
+"""The OCI spec rewrite on `create`: a pure `transform(spec, ctx) -> spec` of one-concern steps.
+
+Theory of operation: dockerd hands the shim a runc bundle whose config.json may ask for anything
+a Docker API client could. Each step below enforces one isolation property on a deep copy of the
+spec; a step refuses (SpecRefused) rather than weaken isolation. All facts about the host that a
+step needs (bounding capabilities, which namespace paths are the host's, where staged mounts
+ended up) arrive in `SpecContext`, so this module does no IO and is unit-tested with plain dicts.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from eci.errors import SpecRefused
+
+RANGE_SIZE = 65536
+USERNS_REASON = "(because they use the linux user-namespace for isolation)"
+#: Namespaces a container must have of its own, as named in the OCI spec and in error texts.
+PRIVATE_NAMESPACES = ("pid", "ipc", "uts")
+PING_GROUP_RANGE = "net.ipv4.ping_group_range"
+
+Spec = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SpecContext:
+    """What the transform needs to know about this container and host."""
+
+    #: First host uid/gid of the container's exclusive range.
+    range_base: int
+    #: Capability names the host's bounding set holds (CAP_…).
+    bounding_caps: frozenset[str]
+    #: Namespace types whose spec `path` points at a host namespace (found by the caller).
+    host_namespace_paths: frozenset[str] = frozenset()
+    #: Mount index -> staged source path prepared by the caller (ro-locked or idmapped binds).
+    staged_sources: Mapping[int, str] = field(default_factory=dict)
+    #: The root filesystem the caller staged (reachable by the container's own root), if any.
+    staged_rootfs: str | None = None
+
+
+def _namespaces(spec: Spec) -> list[dict[str, Any]]:
+    linux = spec.setdefault("linux", {})
+    namespaces: list[dict[str, Any]] = linux.setdefault("namespaces", [])
+    return namespaces
+
+
+def refuse_host_namespaces(spec: Spec, ctx: SpecContext) -> None:
+    """No host pid/ipc/uts/network namespace: a missing entry means 'share the host's'."""
+    own = {ns["type"] for ns in _namespaces(spec) if ns.get("type")}
+    host = set(ctx.host_namespace_paths)
+    if "network" not in own or "network" in host:
+        raise SpecRefused(
+            f"sysbox containers can't share a network namespace with the host {USERNS_REASON}"
+        )
+    shared = [t for t in PRIVATE_NAMESPACES if t not in own or t in host]
+    if shared:
+        raise SpecRefused(
+            f"sysbox containers can't share namespaces [{' '.join(shared)}] with "
+            f"the host {USERNS_REASON}"
+        )
+
+
+def own_user_namespace(spec: Spec, ctx: SpecContext) -> None:
+    """A fresh user namespace mapping container 0..65535 to the exclusive host range.
+
+    Whatever was asked (`--userns=host`, a userns path to join) is replaced, never obeyed."""
+    namespaces = [ns for ns in _namespaces(spec) if ns.get("type") != "user"]
+    namespaces.append({"type": "user"})
+    spec["linux"]["namespaces"] = namespaces
+    mapping = [{"containerID": 0, "hostID": ctx.range_base, "size": RANGE_SIZE}]
+    spec["linux"]["uidMappings"] = copy.deepcopy(mapping)
+    spec["linux"]["gidMappings"] = copy.deepcopy(mapping)
+
+
+def own_cgroup_namespace(spec: Spec, ctx: SpecContext) -> None:
+    """The container sees its own cgroup as the root of /sys/fs/cgroup."""
+    del ctx
+    namespaces = _namespaces(spec)
+    if not any(ns.get("type") == "cgroup" for ns in namespaces):
+        namespaces.append({"type": "cgroup"})
+
+
+def clamp_ping_group_range(spec: Spec, ctx: SpecContext) -> None:
+    """Docker asks for '0 2147483647', which a user namespace cannot grant: clamp to its ids."""
+    del ctx
+    sysctl = spec.get("linux", {}).get("sysctl") or {}
+    value = sysctl.get(PING_GROUP_RANGE)
+    if value is None:
+        return
+    try:
+        low, high = (int(part) for part in str(value).split())
+    except ValueError as exc:
+        raise SpecRefused(f"sysctl {PING_GROUP_RANGE}={value!r} is not two numbers") from exc
+    low, high = max(0, min(low, RANGE_SIZE - 1)), max(0, min(high, RANGE_SIZE - 1))
+    sysctl[PING_GROUP_RANGE] = f"{low} {high}"
+
+
+def trim_capabilities(spec: Spec, ctx: SpecContext) -> None:
+    """Capabilities the host's bounding set lacks cannot be granted (runc would fail)."""
+    caps = spec.get("process", {}).get("capabilities") or {}
+    for kind, names in caps.items():
+        if isinstance(names, list):
+            caps[kind] = [name for name in names if name in ctx.bounding_caps]
+
+
+def use_staged_mounts(spec: Spec, ctx: SpecContext) -> None:
+    """Point mounts at the sources the caller staged (read-only locked or idmapped)."""
+    mounts = spec.get("mounts") or []
+    for index, source in ctx.staged_sources.items():
+        if not 0 <= index < len(mounts):
+            raise SpecRefused(f"staged mount index {index} is outside the spec's mounts")
+        mounts[index]["source"] = source
+
+
+def use_staged_rootfs(spec: Spec, ctx: SpecContext) -> None:
+    """runc sets the rootfs up as container root, which cannot traverse dockerd's 0710 dirs."""
+    if ctx.staged_rootfs is not None:
+        spec.setdefault("root", {})["path"] = ctx.staged_rootfs
+
+
+STEPS: tuple[Callable[[Spec, SpecContext], None], ...] = (
+    refuse_host_namespaces,
+    own_user_namespace,
+    own_cgroup_namespace,
+    clamp_ping_group_range,
+    trim_capabilities,
+    use_staged_mounts,
+    use_staged_rootfs,
+)
+
+
+def transform(spec: Spec, ctx: SpecContext) -> Spec:
+    """The rewritten spec (the input is not modified)."""
+    result = copy.deepcopy(spec)
+    for step in STEPS:
+        step(result, ctx)
+    return result
+
+
+# --- mount planning (pure): which spec mounts the caller must stage, and how ---
+
+
+@dataclass(frozen=True)
+class MountPlan:
+    """One bind mount to stage in the host namespace before runc sees the spec."""
+
+    index: int
+    source: str
+    idmap: bool  # map disk ids into the container's range (Docker-managed, container-owned data)
+    readonly: bool  # lock read-only: staged ro in the host namespace, so remount rw is EPERM
+
+
+def _is_bind(mount: Mapping[str, Any]) -> bool:
+    options = mount.get("options") or []
+    return mount.get("type") == "bind" or "bind" in options or "rbind" in options
+
+
+def _under(path: str, root: str) -> bool:
+    root = root.rstrip("/")
+    return path == root or path.startswith(root + "/")
+
+
+def plan_mounts(spec: Spec, docker_data_root: str) -> list[MountPlan]:
+    """Bind mounts of Docker-managed data (volumes, /etc/hosts & co.) are idmapped so container
+    root owns them; other host paths keep host ids (safe default: root's files stay nobody's);
+    every read-only bind is staged read-only so the kernel locks it."""
+    plans = []
+    for index, mount in enumerate(spec.get("mounts") or []):
+        if not _is_bind(mount):
+            continue
+        source = str(mount.get("source", ""))
+        idmap = _under(source, docker_data_root)
+        readonly = "ro" in (mount.get("options") or [])
+        if idmap or readonly:
+            plans.append(MountPlan(index, source, idmap, readonly))
+    return plans
