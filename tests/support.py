@@ -97,3 +97,22 @@ def remove_state_dir(layout: EngineLayout) -> None:
     """Only once nothing is mounted below it: never recurse into a live mount."""
     if not mounts_under(layout.state_dir):
         shutil.rmtree(layout.state_dir, ignore_errors=True)
+
+
+RANGES_DIR = Path("/var/lib/eci/ranges")
+
+
+def live_ranges(layout: EngineLayout) -> dict[str, str]:
+    """slot file -> owner, for the id ranges held by containers of this engine."""
+    held = {}
+    if RANGES_DIR.is_dir():
+        for slot in RANGES_DIR.glob("slot-*"):
+            owner = slot.read_text()
+            if owner.startswith(str(layout.private_dir) + "/"):
+                held[slot.name] = owner
+    return held
+
+
+def uid_map(text: str) -> tuple[int, int, int]:
+    inside, outside, count = (int(x) for x in text.split())
+    return inside, outside, count

@@ -130,3 +130,10 @@ def test_verify_passes_built_rows_and_marks_the_rest_not_yet(engine: EngineHandl
     assert all(statuses == {"not yet"} for statuses in by_capability.values())
     uid_map = next(r for r in rows if "uid_map" in r["check"])
     assert uid_map["status"] == "not yet"
+
+
+def test_output_of_short_lived_containers_is_never_lost(engine: EngineHandle) -> None:
+    """Regression: the user socket once dropped ~3% of `docker run` outputs (a half-closed
+    connection's task was garbage-collected mid-stream)."""
+    outputs = [engine.docker("run", "--rm", "busybox", "echo", "ok").stdout for _ in range(40)]
+    assert outputs == ["ok\n"] * 40

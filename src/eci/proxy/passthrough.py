@@ -16,9 +16,15 @@ import stat
 from pathlib import Path
 
 CHUNK = 64 * 1024
+_LIVE_CONNECTIONS: set[asyncio.Task[None]] = set()
 
 
 async def _copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Copy one direction until EOF, then half-close it.
+
+    A failure here ends this direction only: closing the shared transport would throw away
+    what the other direction has not relayed yet (e.g. a container's last output racing the
+    client's half-close)."""
     try:
         while data := await reader.read(CHUNK):
             writer.write(data)
@@ -26,12 +32,19 @@ async def _copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         if writer.can_write_eof():
             writer.write_eof()  # half-close: the peer sees EOF, the other direction goes on
     except (ConnectionError, OSError):
-        writer.close()
+        return
 
 
 async def _pipe_connection(
     upstream: Path, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter
 ) -> None:
+    # asyncio holds tasks only weakly, and a stream opened with open_unix_connection is held
+    # only weakly by its protocol: without a strong reference a connection whose client has
+    # half-closed can be garbage-collected mid-stream, losing the container's output.
+    task = asyncio.current_task()
+    if task is not None:
+        _LIVE_CONNECTIONS.add(task)
+        task.add_done_callback(_LIVE_CONNECTIONS.discard)
     try:
         daemon_r, daemon_w = await asyncio.open_unix_connection(str(upstream))
     except OSError:

@@ -1,0 +1,261 @@
+"""The runtime shim through the real Docker CLI, each point proven against plain runc first.
+
+Plain runc is the control: `--runtime=runc` reaches runc unchanged (until the proxy forces the
+eci runtime), so the same action is shown to work there before eci is shown to refuse it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import secrets
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.support import EngineHandle, live_ranges, run, uid_map
+
+pytestmark = pytest.mark.engine
+
+RUNC = "--runtime=runc"
+# Plain runc cannot grant CAP_SYS_RESOURCE here (bounding set), so its "privileged enough"
+# control gets the capability that matters for mounts and no LSM/seccomp confinement.
+RUNC_MOUNT_CONTROL = [
+    RUNC,
+    "--cap-add=SYS_ADMIN",
+    "--security-opt",
+    "seccomp=unconfined",
+    "--security-opt",
+    "apparmor=unconfined",
+]
+
+
+def sh(
+    engine: EngineHandle, script: str, *options: str, check: bool = True, image: str = "busybox"
+) -> str:
+    result = engine.docker("run", "--rm", *options, image, "sh", "-c", script, check=check)
+    return result.stdout if check else result.stdout + result.stderr
+
+
+@pytest.fixture
+def root_owned_dir() -> Iterator[Path]:
+    """A 0755 root-owned host directory: only host root may create files in it."""
+    path = Path(tempfile.mkdtemp(prefix="rootdir-", dir="/tmp"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path)
+
+
+# 1. user namespace
+
+
+@pytest.mark.parametrize(
+    "options",
+    [[], ["--privileged"], ["--userns=host"]],
+    ids=["default", "privileged", "userns-host"],
+)
+def test_every_container_gets_its_own_user_namespace(
+    engine: EngineHandle, options: list[str]
+) -> None:
+    control = sh(engine, "cat /proc/self/uid_map", RUNC)
+    assert uid_map(control) == (0, 0, 4294967295)
+    inside, base, count = uid_map(sh(engine, "cat /proc/self/uid_map", *options))
+    assert (inside, count) == (0, 65536)
+    assert base >= 100000
+    assert uid_map(sh(engine, "cat /proc/self/gid_map", *options))[1] == base
+
+
+def test_docker_inspect_shows_sysbox_runc(engine: EngineHandle) -> None:
+    name = f"rt-{secrets.token_hex(4)}"
+    engine.docker("create", "--name", name, "busybox", "true")
+    try:
+        fmt = "{{.HostConfig.Runtime}}"
+        assert engine.docker("inspect", "--format", fmt, name).stdout.strip() == "sysbox-runc"
+    finally:
+        engine.docker("rm", "-f", name)
+
+
+# 2. exclusive ranges
+
+
+def test_running_containers_get_disjoint_ranges_released_on_removal(engine: EngineHandle) -> None:
+    before = live_ranges(engine.layout)
+    names = [f"rng-{secrets.token_hex(4)}" for _ in range(3)]
+    try:
+        for name in names:
+            engine.docker("run", "-d", "--name", name, "busybox", "sleep", "300")
+        bases = [
+            uid_map(engine.docker("exec", name, "cat", "/proc/self/uid_map").stdout)[1]
+            for name in names
+        ]
+        assert len(set(bases)) == 3
+        ordered = sorted(bases)
+        assert all(b - a >= 65536 for a, b in itertools.pairwise(ordered))
+        assert len(live_ranges(engine.layout)) == len(before) + 3
+    finally:
+        engine.docker("rm", "-f", *names)
+    assert live_ranges(engine.layout) == before
+
+
+# 3. root filesystem
+
+
+def test_image_files_keep_their_owners_and_root_can_write(engine: EngineHandle) -> None:
+    out = sh(engine, "stat -c '%u:%g' /bin/busybox /etc; touch /etc/eci-probe && echo wrote")
+    assert out.split() == ["0:0", "0:0", "wrote"]
+
+
+def test_files_written_land_with_container_relative_owners(engine: EngineHandle) -> None:
+    name = f"own-{secrets.token_hex(4)}"
+    engine.docker(
+        "run",
+        "--name",
+        name,
+        "busybox",
+        "sh",
+        "-c",
+        "echo hi > /root/by-root; touch /tmp/by-1000; chown 1000:1000 /tmp/by-1000",
+    )
+    try:
+        upper = Path(
+            engine.docker(
+                "inspect", "--format", "{{.GraphDriver.Data.UpperDir}}", name
+            ).stdout.strip()
+        )
+        assert os.stat(upper / "root/by-root").st_uid == 0
+        assert (os.stat(upper / "tmp/by-1000").st_uid, os.stat(upper / "tmp/by-1000").st_gid) == (
+            1000,
+            1000,
+        )
+        image = f"eci-commit-{secrets.token_hex(4)}"
+        engine.docker("commit", name, image)
+        try:
+            # read back with plain runc: the committed image itself carries uid 0 / 1000
+            owners = sh(engine, "stat -c '%u' /root/by-root /tmp/by-1000", RUNC, image=image)
+            assert owners.split() == ["0", "1000"]
+        finally:
+            engine.docker("rmi", image)
+    finally:
+        engine.docker("rm", "-f", name)
+
+
+def test_docker_cp_from_a_stopped_container_shows_uid_0(engine: EngineHandle) -> None:
+    name = f"cp-{secrets.token_hex(4)}"
+    engine.docker("run", "--name", name, "busybox", "sh", "-c", "echo hi > /root/f")
+    try:
+        listing = run(
+            [
+                "sh",
+                "-c",
+                f"docker -H {engine.docker_host} cp {name}:/root/f - | tar --numeric-owner -tvf -",
+            ]
+        ).stdout
+        assert listing.split()[1] == "0/0"
+    finally:
+        engine.docker("rm", "-f", name)
+
+
+# 4. bind mounts and volumes
+
+
+def test_bind_mounted_root_owned_dir_is_not_writable(
+    engine: EngineHandle, root_owned_dir: Path
+) -> None:
+    script = "touch /host/probe && echo wrote"
+    control = sh(engine, script, RUNC, "-v", f"{root_owned_dir}:/host")
+    assert control.strip() == "wrote"
+    (root_owned_dir / "probe").unlink()
+    refused = sh(engine, script, "-v", f"{root_owned_dir}:/host", check=False)
+    assert "Permission denied" in refused
+    assert not (root_owned_dir / "probe").exists()
+
+
+def test_host_root_bind_cannot_touch_etc(engine: EngineHandle) -> None:
+    target = f"/host/etc/eci-escape-{secrets.token_hex(4)}"
+    refused = sh(engine, f"touch {target}", "-v", "/:/host", check=False)
+    assert "Permission denied" in refused
+    assert not Path(target.removeprefix("/host")).exists()
+
+
+def test_named_volume_is_writable_by_container_root(engine: EngineHandle) -> None:
+    volume = f"vol-{secrets.token_hex(4)}"
+    try:
+        out = sh(engine, "echo hi > /v/f && stat -c %u /v/f", "-v", f"{volume}:/v")
+        assert out.strip() == "0"
+        data = json.loads(engine.docker("volume", "inspect", volume).stdout)[0]["Mountpoint"]
+        assert os.stat(Path(data) / "f").st_uid == 0
+    finally:
+        engine.docker("volume", "rm", "-f", volume)
+
+
+def test_ro_bind_stays_read_only_even_for_privileged_root(
+    engine: EngineHandle, root_owned_dir: Path
+) -> None:
+    script = "mount -o remount,rw /data && echo remounted"
+    control = sh(engine, script, *RUNC_MOUNT_CONTROL, "-v", f"{root_owned_dir}:/data:ro")
+    assert control.strip() == "remounted"
+    refused = sh(engine, script, "--privileged", "-v", f"{root_owned_dir}:/data:ro", check=False)
+    assert "remounted" not in refused
+    assert "permission denied" in refused.lower()
+
+
+# 5. fix-ups
+
+
+def test_privileged_works_under_eci_where_plain_runc_fails(engine: EngineHandle) -> None:
+    control = sh(engine, "echo ok", RUNC, "--privileged", check=False)
+    assert "ok" not in control.split()  # the host bounding set lacks CAP_SYS_RESOURCE
+    assert sh(engine, "echo ok", "--privileged").strip() == "ok"
+
+
+def test_ping_group_range_is_clamped_to_the_container_ids(engine: EngineHandle) -> None:
+    script = "cat /proc/sys/net/ipv4/ping_group_range"
+    assert sh(engine, script, RUNC).split() == ["0", "2147483647"]
+    assert sh(engine, script).split() == ["0", "65535"]
+
+
+def test_cgroup_namespace_hides_the_host_hierarchy(engine: EngineHandle) -> None:
+    script = "grep -v '^0::' /proc/self/cgroup | head -1"
+    assert engine.layout.cgroup_parent in sh(engine, script, RUNC, "--cgroupns=host")
+    assert sh(engine, script).strip().endswith(":/")
+
+
+# 6. defence in depth
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (
+            "--pid=host",
+            "sysbox containers can't share namespaces [pid] with the host "
+            "(because they use the linux user-namespace for isolation)",
+        ),
+        (
+            "--ipc=host",
+            "sysbox containers can't share namespaces [ipc] with the host "
+            "(because they use the linux user-namespace for isolation)",
+        ),
+        (
+            "--uts=host",
+            "sysbox containers can't share namespaces [uts] with the host "
+            "(because they use the linux user-namespace for isolation)",
+        ),
+        (
+            "--network=host",
+            "sysbox containers can't share a network namespace with the host "
+            "(because they use the linux user-namespace for isolation)",
+        ),
+    ],
+    ids=["pid", "ipc", "uts", "network"],
+)
+def test_host_namespaces_are_refused(engine: EngineHandle, option: str, message: str) -> None:
+    assert sh(engine, "echo ok", RUNC, option).strip() == "ok"
+    before = live_ranges(engine.layout)
+    refused = engine.docker("run", "--rm", option, "busybox", "true", check=False)
+    assert refused.returncode != 0
+    assert message in refused.stderr
+    assert live_ranges(engine.layout) == before
