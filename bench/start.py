@@ -1,9 +1,11 @@
 """Container start cost under eci vs plain runc, side by side in one run.
 
-Starts a private eci engine (ECI on) on a temporary state dir, builds the test images, then
-alternates `docker run --rm busybox true` with the eci runtime (the default, `sysbox-runc`) and
-with `--runtime=runc`, so both see the same machine state. Prints medians and their ratio as
-JSON-ish lines, and tears the engine down.
+Starts a private eci engine (ECI on) on a temporary state dir, builds the test images and an
+image of 100,000 files, then alternates, in one loop so all see the same machine state:
+`docker run --rm busybox true` with the eci runtime (the default, `sysbox-runc`), the same with
+`--runtime=runc`, and the 100k-file image under eci. Prints medians and the two ratios (eci vs
+runc; 100k-file image vs busybox, both under eci: start cost must not grow with image size),
+then tears the engine down.
 
     .venv/bin/python bench/start.py [--runs 30]
 """
@@ -18,6 +20,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import docker
+
+from eci.images import rootfs
+from eci.images.builder import ImageRecipe, build_from_rootfs
 
 ECI = str(Path(sys.executable).with_name("eci"))
 SETTINGS = {
@@ -36,6 +43,28 @@ def _timed(argv: list[str]) -> float:
     return time.perf_counter() - start
 
 
+MANY_FILES = ImageRecipe("eci-bench/manyfiles:latest")
+
+
+def build_many_files_image(state: Path, count: int = 100_000) -> None:
+    """busybox plus `count` small files in 100 directories."""
+    with tempfile.TemporaryDirectory(prefix="eci-bench-rootfs-") as tmp:
+        root = Path(tmp)
+        rootfs.assemble(root, {})
+        per_dir = count // 100
+        for d in range(100):
+            directory = root / "data" / f"d{d:03}"
+            directory.mkdir(parents=True)
+            for f in range(per_dir):
+                (directory / f"f{f:04}").write_text(f"{d}/{f}\n")
+        client = docker.DockerClient(base_url=f"unix://{state}/run/private/dockerd.sock")
+        registry = json.loads((state / "engine.json").read_text())["registryAddress"]
+        try:
+            build_from_rootfs(client, root, MANY_FILES, registry)
+        finally:
+            client.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=30)
@@ -49,10 +78,12 @@ def main() -> None:
         _run(ECI, "up", "--state-dir", str(state), "--admin-settings", str(settings))
         up_seconds = time.perf_counter() - t0
         _run(ECI, "images", "--state-dir", str(state))
+        build_many_files_image(state)
         docker = ["docker", "-H", f"unix://{state}/run/docker.sock"]
         variants = {
             "eci (sysbox-runc)": [*docker, "run", "--rm", "busybox", "true"],
             "plain runc": [*docker, "run", "--rm", "--runtime=runc", "busybox", "true"],
+            "eci, 100k-file image": [*docker, "run", "--rm", MANY_FILES.name, "true"],
         }
         for argv in variants.values():  # warm-up
             _timed(argv)
@@ -68,7 +99,9 @@ def main() -> None:
                 f"(n={args.runs})"
             )
         ratio = medians["eci (sysbox-runc)"] / medians["plain runc"]
-        print(f"ratio eci / runc: {ratio:.2f}x")
+        print(f"ratio eci / runc: {ratio:.2f}x (goal <= 1.10x)")
+        size_ratio = medians["eci, 100k-file image"] / medians["eci (sysbox-runc)"]
+        print(f"ratio 100k-file image / busybox, both eci: {size_ratio:.2f}x (goal <= 1.10x)")
     finally:
         subprocess.run([ECI, "down", "--state-dir", str(state)], capture_output=True)
         settings.unlink(missing_ok=True)

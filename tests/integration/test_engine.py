@@ -126,10 +126,12 @@ def test_verify_passes_built_rows_and_marks_the_rest_not_yet(engine: EngineHandl
     for row in rows:
         by_capability.setdefault(row["capability"], set()).add(row["status"])
     assert by_capability.pop("engine") == {"pass"}
+    assert by_capability.pop("runtime") == {"pass"}
     assert by_capability, "the table must still list capabilities that are not built"
     assert all(statuses == {"not yet"} for statuses in by_capability.values())
     uid_map = next(r for r in rows if "uid_map" in r["check"])
-    assert uid_map["status"] == "not yet"
+    assert uid_map["observed"].startswith("0 ")
+    assert uid_map["observed"].endswith(" 65536")
 
 
 def test_output_of_short_lived_containers_is_never_lost(engine: EngineHandle) -> None:

@@ -65,11 +65,19 @@ def _current_label(client: docker.DockerClient, name: str) -> str | None:
 
 
 def build(client: docker.DockerClient, recipe: ImageRecipe, registry: str) -> str:
-    """Build, push and pull back one image; returns 'built' or 'up to date'."""
+    """Assemble the recipe's rootfs, then `build_from_rootfs`."""
     with tempfile.TemporaryDirectory(prefix="eci-image-") as tmp:
         root = Path(tmp) / "rootfs"
         root.mkdir()
         rootfs.assemble(root, recipe.files, with_busybox=recipe.with_busybox)
+        return build_from_rootfs(client, root, recipe, registry)
+
+
+def build_from_rootfs(
+    client: docker.DockerClient, root: Path, recipe: ImageRecipe, registry: str
+) -> str:
+    """Rootfs dir -> image pushed to and pulled back from the registry; 'built' or 'up to date'."""
+    with tempfile.TemporaryDirectory(prefix="eci-image-") as tmp:
         tar_path = Path(tmp) / "rootfs.tar"
         content = rootfs.pack(root, tar_path)
         if _current_label(client, recipe.name) == content:

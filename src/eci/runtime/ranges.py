@@ -72,8 +72,8 @@ class RangeStore:
     def allocations(self) -> dict[int, str]:
         """slot -> container id, for every allocated slot."""
         found = {}
-        with contextlib.suppress(FileNotFoundError):
-            for entry in os.scandir(self.directory):
+        with contextlib.suppress(FileNotFoundError), os.scandir(self.directory) as entries:
+            for entry in entries:
                 if entry.name.startswith("slot-") and entry.name[5:].isdigit():
                     with contextlib.suppress(FileNotFoundError):
                         found[int(entry.name[5:])] = Path(entry.path).read_text()

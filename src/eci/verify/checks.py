@@ -20,7 +20,7 @@ from eci.engine.layout import RUNTIME_NAME, EngineLayout
 
 #: Capabilities that exist in this build. Each later capability adds its name here together with
 #: the `run` functions of its rows.
-BUILT_FEATURES = frozenset({"engine"})
+BUILT_FEATURES = frozenset({"engine", "runtime"})
 
 
 class Status(Enum):
@@ -95,6 +95,51 @@ def _user_socket_group(t: Target) -> Outcome:
     return Outcome(mode == 0o660 and uid == 0 and group == "docker", f"{mode:04o} root:{group}")
 
 
+def _parse_map(text: str) -> tuple[int, int, int]:
+    inside, outside, count = (int(x) for x in text.split())
+    return inside, outside, count
+
+
+def _uid_map(t: Target) -> Outcome:
+    text = t.client.containers.run(t.image, ["cat", "/proc/self/uid_map"], remove=True).decode()
+    inside, outside, count = _parse_map(text)
+    if t.eci_enabled:
+        return Outcome(inside == 0 and outside > 0 and count == 65536, " ".join(text.split()))
+    return Outcome((inside, outside) == (0, 0), " ".join(text.split()))
+
+
+def _two_containers(t: Target) -> Outcome:
+    containers = [t.client.containers.run(t.image, ["sleep", "60"], detach=True) for _ in range(2)]
+    try:
+        bases = []
+        for c in containers:
+            _, out = c.exec_run(["cat", "/proc/self/uid_map"])
+            bases.append(_parse_map(out.decode())[1])
+    finally:
+        for c in containers:
+            c.remove(force=True)
+    observed = f"{bases[0]} and {bases[1]}"
+    if t.eci_enabled:
+        return Outcome(abs(bases[0] - bases[1]) >= 65536, observed)
+    return Outcome(bases[0] == bases[1], observed)
+
+
+def _ro_bind_remount(t: Target) -> Outcome:
+    out = (
+        t.client.containers.run(
+            t.image,
+            ["sh", "-c", "mount -o remount,rw /ro 2>&1 && echo REMOUNTED || echo refused"],
+            privileged=True,
+            volumes={"/etc": {"bind": "/ro", "mode": "ro"}},
+            remove=True,
+        )
+        .decode()
+        .strip()
+        .splitlines()[-1]
+    )
+    return Outcome(out == "refused" if t.eci_enabled else out == "REMOUNTED", out)
+
+
 def _echo_ok(t: Target) -> Outcome:
     out = t.client.containers.run(t.image, ["echo", "ok"], remove=True)
     text = out.decode().strip()
@@ -108,6 +153,7 @@ TABLE: tuple[Check, ...] = (
         "runtime",
         "0 100000 65536 (base varies, exclusive)",
         "0 0 4294967295",
+        _uid_map,
     ),
     Check(
         "docker inspect --format '{{.HostConfig.Runtime}}'",
@@ -117,7 +163,13 @@ TABLE: tuple[Check, ...] = (
         _runtime_of_new_container,
     ),
     Check("docker info: Default Runtime", "engine", RUNTIME_NAME, "runc", _default_runtime),
-    Check("two running containers", "runtime", "different, non-overlapping ranges", "same"),
+    Check(
+        "two running containers",
+        "runtime",
+        "different, non-overlapping ranges",
+        "same",
+        _two_containers,
+    ),
     Check("docker run --pid=host / --network=host", "proxy", "refused with ECI texts", "runs"),
     Check("docker run --runtime=runc / --userns=host", "proxy", "still isolated", "obeyed"),
     Check(
@@ -129,7 +181,13 @@ TABLE: tuple[Check, ...] = (
     Check(
         "retag a denied image to an allowlisted name, mount socket", "socket-mount", "refused", "-"
     ),
-    Check("--privileged then mount -o remount,rw of a ro bind", "runtime", "refused", "allowed"),
+    Check(
+        "--privileged then mount -o remount,rw of a ro bind",
+        "runtime",
+        "refused",
+        "allowed",
+        _ro_bind_remount,
+    ),
     Check("cat /proc/uptime", "confinement", "container's uptime", "host's"),
     Check(
         "privileged: core_pattern write, module load, mknod+read host disk",

@@ -1,0 +1,119 @@
+"""200 create/start/delete cycles, some with the shim or runc killed mid-create: nothing leaks
+(mounts, staging dirs, id ranges) and the image layers stay byte-identical."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from tests.support import EngineHandle, live_ranges
+
+from eci.host.mounts import mounts_under
+
+pytestmark = pytest.mark.engine
+
+CYCLES = int(os.environ.get("ECI_LIFECYCLES", "200"))
+KILL_EVERY = 10
+
+
+def layer_dirs(engine: EngineHandle, image: str) -> list[Path]:
+    data = json.loads(engine.docker("image", "inspect", image, user=None).stdout)[0]
+    graph = data["GraphDriver"]["Data"]
+    dirs = [graph["UpperDir"], *graph.get("LowerDir", "").split(":")]
+    return [Path(d) for d in dirs if d]
+
+
+def tree_digest(root: Path) -> str:
+    """Names, modes, owners, link targets and contents of everything below `root`."""
+    digest = hashlib.sha256()
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(dirnames + filenames):
+            path = Path(dirpath, name)
+            st = path.lstat()
+            digest.update(
+                f"{path.relative_to(root)}|{st.st_mode}|{st.st_uid}|{st.st_gid}|".encode()
+            )
+            if path.is_symlink():
+                digest.update(os.readlink(path).encode())
+            elif path.is_file():
+                digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+class MidCreateKiller(threading.Thread):
+    """Kills (SIGKILL) the first shim or runc `create` it sees for this engine."""
+
+    def __init__(self, engine: EngineHandle, target: str) -> None:
+        super().__init__(daemon=True)
+        self.needle = str(engine.layout.state_dir).encode()
+        self.target = target.encode()  # b"shim.py" or b"runc"
+        self.killed: str | None = None
+        self.stop = threading.Event()
+
+    def _hit(self, argv: list[bytes]) -> bool:
+        if b"create" not in argv or b"--bundle" not in argv:
+            return False
+        if self.target == b"runc":
+            return argv[0].endswith(b"runc")
+        return any(self.target in a for a in argv[:4]) and any(self.needle in a for a in argv)
+
+    def run(self) -> None:
+        deadline = time.monotonic() + 20
+        while not self.stop.is_set() and time.monotonic() < deadline:
+            with os.scandir("/proc") as entries:
+                pids = [e.name for e in entries if e.name.isdigit()]
+            for pid in pids:
+                try:
+                    with open(f"/proc/{pid}/cmdline", "rb") as f:
+                        argv = f.read().split(b"\0")
+                except OSError:
+                    continue
+                if self._hit(argv):
+                    try:
+                        os.kill(int(pid), signal.SIGKILL)
+                    except ProcessLookupError:
+                        continue
+                    self.killed = b" ".join(argv[:4]).decode(errors="replace")
+                    return
+
+
+def test_lifecycles_with_kills_leak_nothing(engine: EngineHandle) -> None:
+    layers = layer_dirs(engine, "busybox")
+    before_digests = {d: tree_digest(d) for d in layers}
+    before_ranges = live_ranges(engine.layout)
+    staging_roots = [engine.layout.runtime_dir, engine.layout.rootfs_dir]
+    docker = ["docker", "-H", engine.docker_host]
+    kills = 0
+    for cycle in range(CYCLES):
+        if cycle % KILL_EVERY == KILL_EVERY - 1:
+            killer = MidCreateKiller(engine, "shim.py" if cycle % (2 * KILL_EVERY) else "runc")
+            killer.start()
+            subprocess.run([*docker, "run", "--rm", "busybox", "true"], capture_output=True)
+            killer.stop.set()
+            killer.join()
+            kills += killer.killed is not None
+        else:
+            result = subprocess.run(
+                [*docker, "run", "--rm", "busybox", "true"], capture_output=True, text=True
+            )
+            assert result.returncode == 0, result.stderr
+    leftovers = subprocess.run([*docker, "ps", "-aq"], capture_output=True, text=True).stdout
+    if leftovers.split():  # containers whose create was killed: remove them the normal way
+        subprocess.run([*docker, "rm", "-f", *leftovers.split()], capture_output=True)
+    assert kills >= CYCLES // KILL_EVERY // 2, f"only {kills} kills landed mid-create"
+    print(f"{kills} kills landed mid-create in {CYCLES} cycles")
+    for root in staging_roots:
+        assert mounts_under(root) == [], root
+        assert not root.exists() or list(root.iterdir()) == [], root
+    assert live_ranges(engine.layout) == before_ranges
+    assert {d: tree_digest(d) for d in layers} == before_digests
+    # and the engine still works
+    assert engine.docker("run", "--rm", "busybox", "echo", "ok").stdout == "ok\n"
