@@ -5,7 +5,8 @@ ECI        := $(VENV)/bin/eci
 STAMP      := $(VENV)/.installed
 # The demo uses the admin's file when there is one, the example (ECI on, locked) otherwise.
 ADMIN_SETTINGS ?= $(if $(wildcard /etc/eci/admin-settings.json),/etc/eci/admin-settings.json,$(CURDIR)/examples/admin-settings.json)
-PURE_CORES := src/eci/settings src/eci/errors.py src/eci/engine/layout.py src/eci/engine/config.py
+PURE_CORES := src/eci/settings src/eci/errors.py src/eci/engine/layout.py src/eci/engine/config.py \
+              src/eci/runtime/spec.py src/eci/runtime/invocation.py src/eci/runtime/capabilities.py
 
 .PHONY: setup host venv demo down test lint unit integration clean
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import ast
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -64,3 +67,49 @@ def test_pure_core_imports_no_io(path: Path) -> None:
 
 def test_there_are_pure_modules_to_check() -> None:
     assert len(PURE_FILES) >= 6
+
+
+RUNTIME_FILES = sorted((SRC / "runtime").glob("*.py"))
+
+
+@pytest.mark.parametrize("path", RUNTIME_FILES, ids=lambda p: p.name)
+def test_runtime_shim_imports_only_the_stdlib(path: Path) -> None:
+    """The shim runs as `python3 -I -S` on every container start: no site-packages at all."""
+    allowed_eci = {"eci", "eci.errors"}
+    bad = set()
+    for name in _imports(path):
+        top = name.split(".")[0]
+        if top == "eci":
+            if name not in allowed_eci and not name.startswith("eci.runtime"):
+                bad.add(name)
+        elif top not in sys.stdlib_module_names and top != "__future__":
+            bad.add(name)
+    assert not bad, f"{path.name} imports {sorted(bad)}"
+
+
+def test_shim_starts_without_site_packages(tmp_path: Path) -> None:
+    """The real entry point, as the dispatcher runs it: refuses clearly without --eci-state."""
+    log = tmp_path / "log.json"
+    result = subprocess.run(
+        [
+            "/usr/bin/python3",
+            "-I",
+            "-S",
+            str(SRC / "runtime" / "shim.py"),
+            "--log",
+            str(log),
+            "--log-format",
+            "json",
+            "create",
+            "--bundle",
+            str(tmp_path),
+            "cid",
+        ],
+        capture_output=True,
+        text=True,
+        env={},
+    )
+    assert result.returncode == 1, result.stderr
+    entry = json.loads(log.read_text().splitlines()[-1])
+    assert entry["level"] == "error"
+    assert "--eci-state" in entry["msg"]

@@ -92,7 +92,7 @@ class EngineLayout:
 
     @property
     def runtime_config(self) -> Path:
-        return self.config_dir / "runtime.json"
+        return self.config_dir / "runtime.conf"
 
     def log_file(self, component: str) -> Path:
         return self.log_dir / f"{component}.log"

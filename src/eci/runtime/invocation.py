@@ -8,8 +8,6 @@ it is stripped before runc sees the arguments.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 #: runc global flags that take a value (as separate argument when not written `--flag=value`).
 GLOBAL_WITH_VALUE = frozenset({"--root", "--log", "--log-format", "--criu", "--rootless"})
 #: Flags of create/run/delete that take a value.
@@ -19,14 +17,26 @@ COMMAND_WITH_VALUE = frozenset(
 DEFAULT_RUNC_ROOT = "/run/runc"
 
 
-@dataclass(frozen=True)
 class Invocation:
-    backend_argv: tuple[str, ...]  # what runc gets: everything but --eci-state
-    eci_state: str | None
-    command: str
-    globals: dict[str, str]
-    options: dict[str, str]
-    container_id: str | None
+    """A parsed command line; `backend_argv` is what runc gets (everything but --eci-state)."""
+
+    __slots__ = ("backend_argv", "command", "container_id", "eci_state", "globals", "options")
+
+    def __init__(
+        self,
+        backend_argv: tuple[str, ...],
+        eci_state: str | None,
+        command: str,
+        globals: dict[str, str],
+        options: dict[str, str],
+        container_id: str | None,
+    ) -> None:
+        self.backend_argv = backend_argv
+        self.eci_state = eci_state
+        self.command = command
+        self.globals = globals
+        self.options = options
+        self.container_id = container_id
 
     @property
     def root(self) -> str:

@@ -1,26 +1,24 @@
 """The shim's Python half: `create`/`run` (rewrite the spec) and `delete` (release and unstage).
 
-Started by the `eci-runtime` dispatcher as `python3 -I -S`, so it imports only the stdlib and
-eci's stdlib-only runtime modules. Every other runc command never reaches Python.
+Started by the `eci-runtime` dispatcher as `python3 -I -S` on every container start and
+delete, so it imports only what it must (os, ctypes; json only on create) — no pathlib,
+dataclasses or typing at run time: those cost more than the interpreter's own start-up.
 All IO of the rewrite happens here; the decisions are `spec.transform` and `spec.plan_mounts`.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import os
 import sys
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+import time
 
 from eci.errors import EciError, RuntimeShimError
 from eci.runtime import invocation, staging
-from eci.runtime.capabilities import bounding_set
-from eci.runtime.mounts import userns_fd
 from eci.runtime.ranges import Pool, RangeStore
-from eci.runtime.spec import SpecContext, plan_mounts, refuse_host_namespaces, transform
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 SUBID_USER = "eci"
 NS_PROC_NAMES = {
@@ -32,17 +30,25 @@ NS_PROC_NAMES = {
     "user": "user",
     "cgroup": "cgroup",
 }
+CONFIG_KEYS = ("dockerDataRoot", "runtimeDir", "rootfsDir", "rangesDir", "backend")
 
 
-@dataclass(frozen=True)
+def _read(path: str) -> str:
+    with open(path) as f:
+        return f.read()
+
+
 class RuntimeConfig:
-    """Written by `eci up` to <state>/config/runtime.json."""
+    """<state>/config/runtime.conf, written by `eci up`: `key=value` lines (no json on delete)."""
 
-    docker_data_root: Path
-    runtime_dir: Path
-    rootfs_dir: Path
-    ranges_dir: Path
-    backend: str
+    __slots__ = ("backend", "docker_data_root", "ranges_dir", "rootfs_dir", "runtime_dir")
+
+    def __init__(self, values: dict[str, str]) -> None:
+        self.docker_data_root = values["dockerDataRoot"]
+        self.runtime_dir = values["runtimeDir"]
+        self.rootfs_dir = values["rootfsDir"]
+        self.ranges_dir = values["rangesDir"]
+        self.backend = values.get("backend", "runc")
 
     @classmethod
     def load(cls, state_dir: str | None) -> RuntimeConfig:
@@ -51,17 +57,11 @@ class RuntimeConfig:
                 "eci runtime: missing --eci-state (register the runtime with "
                 "`eci up`, which passes it in runtimeArgs)"
             )
-        path = Path(state_dir) / "config" / "runtime.json"
+        path = os.path.join(state_dir, "config", "runtime.conf")
         try:
-            data = json.loads(path.read_text())
-            return cls(
-                Path(data["dockerDataRoot"]),
-                Path(data["runtimeDir"]),
-                Path(data["rootfsDir"]),
-                Path(data["rangesDir"]),
-                data.get("backend", "runc"),
-            )
-        except (OSError, ValueError, KeyError) as exc:
+            values = dict(line.split("=", 1) for line in _read(path).splitlines() if "=" in line)
+            return cls(values)
+        except (OSError, KeyError) as exc:
             raise RuntimeShimError(f"eci runtime: cannot read {path}: {exc}") from exc
 
 
@@ -69,7 +69,7 @@ def _pool() -> Pool:
     pools = []
     for name in ("/etc/subuid", "/etc/subgid"):
         try:
-            text = Path(name).read_text()
+            text = _read(name)
         except OSError as exc:
             raise RuntimeShimError(f"cannot read {name}: {exc.strerror}") from exc
         pools.append(Pool.from_subid(text, SUBID_USER, name))
@@ -99,13 +99,6 @@ def _host_namespace_paths(spec: dict[str, Any]) -> frozenset[str]:
     return frozenset(found)
 
 
-def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.eci-{os.getpid()}")
-    with open(tmp, "w") as f:
-        json.dump(data, f)
-    os.replace(tmp, path)
-
-
 def _run_backend(backend: str, argv: tuple[str, ...]) -> int:
     pid = os.fork()
     if pid == 0:
@@ -117,54 +110,9 @@ def _run_backend(backend: str, argv: tuple[str, ...]) -> int:
     return os.waitstatus_to_exitcode(status)
 
 
-def _liveness_key(inv: invocation.Invocation, container_id: str) -> str:
+def _owner(inv: invocation.Invocation, container_id: str) -> str:
+    """Who holds a range: runc's state dir of the container (exists while runc knows it)."""
     return os.path.join(os.path.realpath(inv.root), container_id)
-
-
-def create(inv: invocation.Invocation) -> int:
-    config = RuntimeConfig.load(inv.eci_state)
-    container_id = inv.container_id
-    if not container_id:
-        raise RuntimeShimError("eci runtime: create without a container id")
-    bundle = Path(os.path.realpath(inv.bundle))
-    spec_path = bundle / "config.json"
-    spec = json.loads(spec_path.read_text())
-    host_paths = _host_namespace_paths(spec)
-    # Refuse before anything is allocated or mounted.
-    refuse_host_namespaces(spec, SpecContext(0, frozenset(), host_paths))
-
-    store = RangeStore(config.ranges_dir, _pool())
-    key = _liveness_key(inv, container_id)
-    base = store.allocate(key, is_live=os.path.isdir)
-    stage = config.runtime_dir / container_id
-    rootfs = config.rootfs_dir / container_id
-    try:
-        stage.mkdir(parents=True, exist_ok=True, mode=0o700)
-        userns = userns_fd(base)
-        try:
-            root = Path(spec["root"]["path"])
-            merged = root if root.is_absolute() else bundle / root
-            staging.stage_rootfs(
-                Path(os.path.realpath(merged)), config.docker_data_root, stage, rootfs, base, userns
-            )
-            staged = staging.stage_binds(
-                plan_mounts(spec, str(config.docker_data_root)), stage, userns
-            )
-        finally:
-            os.close(userns)
-        with open("/proc/self/status") as f:
-            caps = bounding_set(f.read())
-        new_spec = transform(spec, SpecContext(base, caps, host_paths, staged, str(rootfs)))
-        _write_json_atomic(spec_path, new_spec)
-        code = _run_backend(config.backend, inv.backend_argv)
-        if code != 0:
-            raise _BackendFailed(code)
-    except BaseException:
-        staging.unstage(rootfs)
-        staging.unstage(stage)
-        store.release(key)
-        raise
-    return 0
 
 
 class _BackendFailed(Exception):
@@ -175,14 +123,65 @@ class _BackendFailed(Exception):
         self.code = code
 
 
+def create(inv: invocation.Invocation) -> int:
+    import json
+
+    from eci.runtime.capabilities import bounding_set
+    from eci.runtime.mounts import userns_fd
+    from eci.runtime.spec import SpecContext, plan_mounts, refuse_host_namespaces, transform
+
+    config = RuntimeConfig.load(inv.eci_state)
+    container_id = inv.container_id
+    if not container_id:
+        raise RuntimeShimError("eci runtime: create without a container id")
+    bundle = os.path.realpath(inv.bundle)
+    spec_path = os.path.join(bundle, "config.json")
+    spec = json.loads(_read(spec_path))
+    host_paths = _host_namespace_paths(spec)
+    # Refuse before anything is allocated or mounted.
+    refuse_host_namespaces(spec, SpecContext(0, frozenset(), host_paths))
+
+    store = RangeStore(config.ranges_dir, _pool())
+    owner = _owner(inv, container_id)
+    base = store.allocate(owner, is_live=os.path.isdir)
+    stage = os.path.join(config.runtime_dir, container_id)
+    rootfs = os.path.join(config.rootfs_dir, container_id)
+    try:
+        os.makedirs(stage, mode=0o700, exist_ok=True)
+        userns = userns_fd(base)
+        try:
+            root = os.path.join(bundle, spec["root"]["path"])  # absolute paths stay as they are
+            staging.stage_rootfs(
+                os.path.realpath(root), config.docker_data_root, stage, rootfs, base, userns
+            )
+            staged = staging.stage_binds(plan_mounts(spec, config.docker_data_root), stage, userns)
+        finally:
+            os.close(userns)
+        caps = bounding_set(_read("/proc/self/status"))
+        new_spec = transform(spec, SpecContext(base, caps, host_paths, staged, rootfs))
+        tmp = f"{spec_path}.eci-{os.getpid()}"
+        with open(tmp, "w") as f:
+            json.dump(new_spec, f)
+        os.replace(tmp, spec_path)
+        code = _run_backend(config.backend, inv.backend_argv)
+        if code != 0:
+            raise _BackendFailed(code)
+    except BaseException:
+        staging.unstage(rootfs)
+        staging.unstage(stage)
+        store.release(owner)
+        raise
+    return 0
+
+
 def delete(inv: invocation.Invocation) -> int:
     config = RuntimeConfig.load(inv.eci_state)
     code = _run_backend(config.backend, inv.backend_argv)
     container_id = inv.container_id
-    if container_id and not os.path.isdir(_liveness_key(inv, container_id)):
-        staging.unstage(config.rootfs_dir / container_id)
-        staging.unstage(config.runtime_dir / container_id)
-        RangeStore(config.ranges_dir, _pool()).release(_liveness_key(inv, container_id))
+    if container_id and not os.path.isdir(_owner(inv, container_id)):
+        staging.unstage(os.path.join(config.rootfs_dir, container_id))
+        staging.unstage(os.path.join(config.runtime_dir, container_id))
+        RangeStore(config.ranges_dir, _pool()).release(_owner(inv, container_id))
     return code
 
 
@@ -190,9 +189,10 @@ def _log_error(inv: invocation.Invocation | None, message: str) -> None:
     """Where runc would log: containerd turns the last error into `OCI runtime … failed`."""
     line = message
     if inv is not None and inv.globals.get("--log-format") == "json":
-        line = json.dumps(
-            {"level": "error", "msg": message, "time": dt.datetime.now(dt.UTC).isoformat()}
-        )
+        import json
+
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        line = json.dumps({"level": "error", "msg": message, "time": stamp})
     if inv is not None and inv.log:
         with open(inv.log, "a") as f:
             f.write(line + "\n")

@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import ctypes
 import os
-from pathlib import Path
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
 
 _libc = ctypes.CDLL(None, use_errno=True)
 

@@ -1,11 +1,13 @@
 """Exclusive 65536-id ranges for containers, from the `eci` user's /etc/subuid entry.
 
-Store layout (one directory per engine, e.g. /var/lib/eci/ranges):
-    slot-<n>        holds the container id that owns range n (created with link(): atomic,
-                    exists only with its content, so a crash never leaves half an allocation)
-Allocation takes the lowest free slot; release removes the slot. A slot whose container runc no
-longer knows (no state dir under runc's --root) and that is older than a grace period is stale
-and is reclaimed, so a shim killed mid-create never leaks a range for long.
+Store layout (one directory for every engine on the host, e.g. /var/lib/eci/ranges):
+    slot-<n>        holds the owner of range n (`<runc root>/<container id>`); created with
+                    link(), so it exists only with its content and two creators never both win
+Allocation takes the lowest free slot; release removes the slot. A slot whose owner runc no
+longer knows (no state dir) and that is older than a grace period is stale and is reclaimed,
+so a shim killed mid-create never leaks a range for long.
+
+Imported by the shim on every create and delete: os only (no pathlib, no dataclasses).
 """
 
 from __future__ import annotations
@@ -13,22 +15,34 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 
 from eci.errors import RangePoolExhausted, RuntimeShimError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 RANGE_SIZE = 65536
 STALE_GRACE_SECONDS = 120.0
 
 
-@dataclass(frozen=True)
 class Pool:
     """The id range eci may hand out: [start, start + count), cut into 65536-id slots."""
 
-    start: int
-    count: int
+    __slots__ = ("count", "start")
+
+    def __init__(self, start: int, count: int) -> None:
+        self.start = start
+        self.count = count
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Pool) and (self.start, self.count) == (other.start, other.count)
+
+    def __hash__(self) -> int:
+        return hash((self.start, self.count))
+
+    def __repr__(self) -> str:
+        return f"Pool(start={self.start}, count={self.count})"
 
     @property
     def slots(self) -> int:
@@ -59,85 +73,99 @@ class Pool:
         )
 
 
+def _read(path: str) -> str:
+    with open(path) as f:
+        return f.read()
+
+
 class RangeStore:
     """Allocations of one pool, kept as files in `directory` (see module docstring)."""
 
-    def __init__(self, directory: Path, pool: Pool) -> None:
-        self.directory = directory
+    def __init__(self, directory: str | os.PathLike[str], pool: Pool) -> None:
+        self.directory = os.fspath(directory)
         self.pool = pool
 
-    def _slot_path(self, slot: int) -> Path:
-        return self.directory / f"slot-{slot}"
+    def _slot_path(self, slot: int) -> str:
+        return os.path.join(self.directory, f"slot-{slot}")
 
     def allocations(self) -> dict[int, str]:
-        """slot -> container id, for every allocated slot."""
+        """slot -> owner, for every allocated slot."""
         found = {}
-        with contextlib.suppress(FileNotFoundError), os.scandir(self.directory) as entries:
-            for entry in entries:
-                if entry.name.startswith("slot-") and entry.name[5:].isdigit():
-                    with contextlib.suppress(FileNotFoundError):
-                        found[int(entry.name[5:])] = Path(entry.path).read_text()
+        try:
+            names = os.listdir(self.directory)
+        except FileNotFoundError:
+            return {}
+        for name in names:
+            if name.startswith("slot-") and name[5:].isdigit():
+                try:
+                    found[int(name[5:])] = _read(os.path.join(self.directory, name))
+                except FileNotFoundError:
+                    continue
         return found
 
-    def slot_of(self, container_id: str) -> int | None:
-        for slot, owner in self.allocations().items():
-            if owner == container_id:
+    def slot_of(self, owner: str) -> int | None:
+        for slot, held_by in self.allocations().items():
+            if held_by == owner:
                 return slot
         return None
 
-    def allocate(self, container_id: str, is_live: Callable[[str], bool]) -> int:
-        """The base uid of a range held by no other container (reusing this one's, if any)."""
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        existing = self.slot_of(container_id)
+    def allocate(self, owner: str, is_live: Callable[[str], bool]) -> int:
+        """The base uid of a range held by nobody else (reusing this owner's, if any)."""
+        os.makedirs(self.directory, mode=0o700, exist_ok=True)
+        existing = self.slot_of(owner)
         if existing is not None:
             return self.pool.base(existing)
         for attempt in range(2):
             taken = set(self.allocations())
             for slot in range(self.pool.slots):
-                if slot not in taken and self._claim(slot, container_id):
+                if slot not in taken and self._claim(slot, owner):
                     return self.pool.base(slot)
             if attempt == 0 and not self.reclaim_stale(is_live):
                 break
         raise RangePoolExhausted(
             f"no free user-id range: all {self.pool.slots} ranges of eci's pool "
             f"({self.pool.start}-{self.pool.start + self.pool.count - 1}) are held by live "
-            "containers; remove containers or enlarge the eci entry in /etc/subuid and /etc/subgid"
+            "containers; remove containers or enlarge the eci entry in /etc/subuid and "
+            "/etc/subgid"
         )
 
-    def _claim(self, slot: int, container_id: str) -> bool:
-        tmp = self.directory / f".claim-{os.getpid()}-{slot}"
-        tmp.write_text(container_id)
+    def _claim(self, slot: int, owner: str) -> bool:
+        tmp = os.path.join(self.directory, f".claim-{os.getpid()}-{slot}")
+        with open(tmp, "w") as f:
+            f.write(owner)
         try:
             os.link(tmp, self._slot_path(slot))
             return True
         except FileExistsError:
             return False
         finally:
-            tmp.unlink()
+            os.unlink(tmp)
 
-    def release(self, container_id: str) -> bool:
+    def release(self, owner: str) -> bool:
         released = False
-        for slot, owner in self.allocations().items():
-            if owner == container_id:
+        for slot, held_by in self.allocations().items():
+            if held_by == owner:
                 with contextlib.suppress(FileNotFoundError):
-                    self._slot_path(slot).unlink()
+                    os.unlink(self._slot_path(slot))
                 released = True
         return released
 
     def reclaim_stale(
         self, is_live: Callable[[str], bool], grace: float = STALE_GRACE_SECONDS
     ) -> list[str]:
-        """Release slots of containers runc no longer knows, once older than `grace` seconds."""
+        """Release slots whose owner runc no longer knows, once older than `grace` seconds."""
         now = time.time()
         reclaimed = []
         for slot, owner in self.allocations().items():
             path = self._slot_path(slot)
             try:
-                age = now - path.stat().st_mtime
+                age = now - os.stat(path).st_mtime
             except FileNotFoundError:
                 continue
             if age >= grace and not is_live(owner):
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    continue
                 reclaimed.append(owner)
         return reclaimed

@@ -4,10 +4,10 @@
 root is put on sys.path by hand, so only eci's stdlib-only runtime modules are importable.
 """
 
+import os
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__)))))
 
 from eci.runtime.main import main
 

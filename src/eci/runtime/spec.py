@@ -10,11 +10,15 @@ ended up) arrive in `SpecContext`, so this module does no IO and is unit-tested 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
 
 from eci.errors import SpecRefused
+
+# The shim imports this on every container start: no typing/dataclasses at run time (they cost
+# more than the interpreter's own start-up). Types are for mypy only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from typing import Any
 
 RANGE_SIZE = 65536
 USERNS_REASON = "(because they use the linux user-namespace for isolation)"
@@ -22,23 +26,41 @@ USERNS_REASON = "(because they use the linux user-namespace for isolation)"
 PRIVATE_NAMESPACES = ("pid", "ipc", "uts")
 PING_GROUP_RANGE = "net.ipv4.ping_group_range"
 
-Spec = dict[str, Any]
+if TYPE_CHECKING:
+    Spec = dict[str, Any]
 
 
-@dataclass(frozen=True)
 class SpecContext:
-    """What the transform needs to know about this container and host."""
+    """What the transform needs to know about this container and host.
 
-    #: First host uid/gid of the container's exclusive range.
-    range_base: int
-    #: Capability names the host's bounding set holds (CAP_…).
-    bounding_caps: frozenset[str]
-    #: Namespace types whose spec `path` points at a host namespace (found by the caller).
-    host_namespace_paths: frozenset[str] = frozenset()
-    #: Mount index -> staged source path prepared by the caller (ro-locked or idmapped binds).
-    staged_sources: Mapping[int, str] = field(default_factory=dict)
-    #: The root filesystem the caller staged (reachable by the container's own root), if any.
-    staged_rootfs: str | None = None
+    range_base: first host uid/gid of the container's exclusive range;
+    bounding_caps: capability names (CAP_…) the host's bounding set holds;
+    host_namespace_paths: namespace types whose spec `path` is a host namespace;
+    staged_sources: spec mount index -> source staged by the caller (ro-locked or idmapped);
+    staged_rootfs: the root filesystem the caller staged (reachable by container root).
+    """
+
+    __slots__ = (
+        "bounding_caps",
+        "host_namespace_paths",
+        "range_base",
+        "staged_rootfs",
+        "staged_sources",
+    )
+
+    def __init__(
+        self,
+        range_base: int,
+        bounding_caps: frozenset[str],
+        host_namespace_paths: frozenset[str] = frozenset(),
+        staged_sources: Mapping[int, str] | None = None,
+        staged_rootfs: str | None = None,
+    ) -> None:
+        self.range_base = range_base
+        self.bounding_caps = bounding_caps
+        self.host_namespace_paths = host_namespace_paths
+        self.staged_sources: Mapping[int, str] = staged_sources or {}
+        self.staged_rootfs = staged_rootfs
 
 
 def _namespaces(spec: Spec) -> list[dict[str, Any]]:
@@ -143,14 +165,35 @@ def transform(spec: Spec, ctx: SpecContext) -> Spec:
 # --- mount planning (pure): which spec mounts the caller must stage, and how ---
 
 
-@dataclass(frozen=True)
 class MountPlan:
-    """One bind mount to stage in the host namespace before runc sees the spec."""
+    """One bind mount to stage in the host namespace before runc sees the spec.
 
-    index: int
-    source: str
-    idmap: bool  # map disk ids into the container's range (Docker-managed, container-owned data)
-    readonly: bool  # lock read-only: staged ro in the host namespace, so remount rw is EPERM
+    idmap: map disk ids into the container's range (Docker-managed, container-owned data);
+    readonly: lock read-only (staged ro in the host namespace, so remount rw is EPERM).
+    """
+
+    __slots__ = ("idmap", "index", "readonly", "source")
+
+    def __init__(self, index: int, source: str, idmap: bool, readonly: bool) -> None:
+        self.index = index
+        self.source = source
+        self.idmap = idmap
+        self.readonly = readonly
+
+    def _key(self) -> tuple[int, str, bool, bool]:
+        return (self.index, self.source, self.idmap, self.readonly)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, MountPlan) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return (
+            f"MountPlan(index={self.index}, source={self.source!r}, idmap={self.idmap}, "
+            f"readonly={self.readonly})"
+        )
 
 
 def _is_bind(mount: Mapping[str, Any]) -> bool:

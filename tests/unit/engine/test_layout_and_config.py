@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from eci.engine.config import EngineOptions, containerd_config, dockerd_config, registry_config
+from eci.engine.config import (
+    EngineOptions,
+    containerd_config,
+    dockerd_config,
+    registry_config,
+    runtime_config,
+)
 from eci.engine.layout import DEFAULT_RUN_DIR, DEFAULT_STATE_DIR, EngineLayout
 from eci.host.mounts import is_under
 
@@ -64,7 +70,21 @@ def test_dockerd_config_keeps_to_private_paths(layout: EngineLayout) -> None:
 def test_default_runtime_follows_eci_setting(enabled: bool, default: str) -> None:
     config = json.loads(dockerd_config(LAYOUTS[1], _options(enabled)))
     assert config["default-runtime"] == default
-    assert config["runtimes"] == {"sysbox-runc": {"path": "/opt/eci/eci-runtime"}}
+    assert config["runtimes"] == {
+        "sysbox-runc": {
+            "path": "/opt/eci/eci-runtime",
+            "runtimeArgs": ["--eci-state", str(LAYOUTS[1].state_dir)],
+        }
+    }
+
+
+def test_runtime_config_names_private_dirs_and_the_shared_range_store() -> None:
+    layout = LAYOUTS[1]
+    config = dict(line.split("=", 1) for line in runtime_config(layout).splitlines())
+    assert config["dockerDataRoot"] == str(layout.docker_data_root)
+    assert is_under(config["runtimeDir"], layout.private_dir)
+    assert is_under(config["rootfsDir"], layout.run_dir)
+    assert config["rangesDir"] == "/var/lib/eci/ranges"  # one pool, one store, all engines
 
 
 def test_containerd_config_is_private_and_parses() -> None:
