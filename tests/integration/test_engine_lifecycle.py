@@ -17,6 +17,7 @@ from tests.support import (
     ECI_ON_LOCKED,
     EngineHandle,
     assert_nothing_left,
+    live_ranges,
     make_state_dir,
     remove_state_dir,
     run,
@@ -130,8 +131,10 @@ def test_crash_recovery_and_clean_down(fresh: EngineHandle) -> None:
     assert crashed.returncode == 3
     assert "DEAD" in crashed.stdout
 
+    assert len(live_ranges(fresh.layout)) == 1  # the sleeper's, orphaned by the crash
     restarted = fresh.eci("up", "--admin-settings", str(settings))
     assert "started" in restarted.stdout
+    assert live_ranges(fresh.layout) == {}
     assert fresh.docker("run", "--rm", "busybox", "echo", "ok").stdout == "ok\n"
     assert _bridge_exists(fresh.layout.bridge_name)
 

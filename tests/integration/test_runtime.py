@@ -259,3 +259,29 @@ def test_host_namespaces_are_refused(engine: EngineHandle, option: str, message:
     assert refused.returncode != 0
     assert message in refused.stderr
     assert live_ranges(engine.layout) == before
+
+
+# runc-compatible CLI: the commands the shim passes straight to runc
+
+
+def test_exec_pause_top_update_restart_keep_working(engine: EngineHandle) -> None:
+    name = f"ops-{secrets.token_hex(4)}"
+    cid = engine.docker("run", "-d", "--name", name, "busybox", "sleep", "300").stdout.strip()
+    try:
+        base = uid_map(engine.docker("exec", name, "cat", "/proc/self/uid_map").stdout)[1]
+        engine.docker("pause", name)
+        engine.docker("unpause", name)
+        top = engine.docker("top", name).stdout
+        assert str(base) in top.splitlines()[1]  # container root is the range's base on the host
+        engine.docker("update", "--memory", "64m", "--memory-swap", "128m", name)
+        engine.docker("exec", name, "sh", "-c", "echo kept > /root/state")
+        engine.docker("restart", "-t", "1", name)
+        assert engine.docker("exec", name, "cat", "/root/state").stdout == "kept\n"
+        engine.docker("stop", "-t", "1", name)
+        engine.docker("start", name)
+        assert engine.docker("exec", name, "cat", "/root/state").stdout == "kept\n"
+        assert uid_map(engine.docker("exec", name, "cat", "/proc/self/uid_map").stdout)[2] == 65536
+    finally:
+        engine.docker("rm", "-f", name)
+    assert (engine.layout.runtime_dir / cid).exists() is False
+    assert (engine.layout.rootfs_dir / cid).exists() is False

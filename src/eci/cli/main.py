@@ -92,6 +92,8 @@ def down(state_dir: StateDir = None) -> None:
         out.print(f"  killed {report.killed_container_processes} orphaned container process(es)")
     if report.stray_shims:
         out.print(f"  stopped {report.stray_shims} leftover containerd shim(s)")
+    if report.released_ranges:
+        out.print(f"  released {report.released_ranges} id range(s) of dead containers")
     if report.detached_mounts:
         out.print(f"  detached {len(report.detached_mounts)} leftover mount(s)")
 

@@ -31,11 +31,12 @@ from eci.engine.config import (
     registry_config,
     runtime_config,
 )
-from eci.engine.layout import EngineLayout
+from eci.engine.layout import RANGES_DIR, EngineLayout
 from eci.engine.state import EngineState, load_state, save_state, write_atomic
 from eci.errors import EngineError
 from eci.host import cgroups, mounts, network, probe
 from eci.host.processes import SANE_PATH, ProcessId, is_alive, processes_mentioning, spawn, stop
+from eci.runtime.ranges import RANGE_SIZE, Pool, RangeStore
 from eci.settings import EffectiveSettings
 
 USER_SOCKET_GROUP = "docker"
@@ -252,6 +253,7 @@ class DownReport:
     stray_shims: int
     detached_mounts: list[str]
     bridge_removed: bool
+    released_ranges: int
 
 
 def down(layout: EngineLayout) -> DownReport:
@@ -271,11 +273,28 @@ def down(layout: EngineLayout) -> DownReport:
             stopped.append(component.name)
     detached = mounts.detach_all_under(layout.run_dir) + mounts.detach_all_under(layout.state_dir)
     cgroups.remove_subtree(layout.cgroup_parent)
+    released = _release_ranges(layout)
     bridge_removed = network.remove_bridge(layout.bridge_name, layout.state_dir)
     if not mounts.mounts_under(layout.run_dir):
         shutil.rmtree(layout.run_dir, ignore_errors=True)
     layout.state_file.unlink(missing_ok=True)
-    return DownReport(stopped, killed, stray, detached, bridge_removed)
+    return DownReport(stopped, killed, stray, detached, bridge_removed, released)
+
+
+def _release_ranges(layout: EngineLayout) -> int:
+    """Id ranges still held by this engine's containers: with runc's state dir gone (it lives
+    in our exec-root), every one of them is stale."""
+    if not RANGES_DIR.is_dir():
+        return 0
+    store = RangeStore(RANGES_DIR, Pool(1, RANGE_SIZE))  # the pool is irrelevant for release
+    ours = [
+        owner
+        for owner in store.allocations().values()
+        if mounts.is_under(owner, layout.private_dir)
+    ]
+    for owner in ours:
+        store.release(owner)
+    return len(ours)
 
 
 def _stop_stray_shims(layout: EngineLayout) -> int:
