@@ -9,21 +9,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from tests.support import (
     ECI_ON_LOCKED,
     EngineHandle,
-    assert_nothing_left,
-    make_state_dir,
-    remove_state_dir,
+    engine_under_test,
     write_settings,
 )
-
-from eci.engine.layout import EngineLayout
 
 
 def _requires_engine() -> str | None:
@@ -43,19 +37,8 @@ def engine() -> Iterator[EngineHandle]:
     reason = _requires_engine()
     if reason:
         pytest.fail(reason)  # a missing engine is a broken set-up, never a silent skip
-    state_dir = make_state_dir()
-    settings_dir = Path(tempfile.mkdtemp(prefix="eci-settings-", dir="/tmp"))
-    handle = EngineHandle(
-        EngineLayout.for_state_dir(state_dir), write_settings(settings_dir, ECI_ON_LOCKED)
-    )
-    try:
+    with engine_under_test("eci-test-") as handle:
+        write_settings(handle.admin_settings.parent, ECI_ON_LOCKED)
         handle.eci("up", "--admin-settings", str(handle.admin_settings))
         handle.eci("images")
         yield handle
-    finally:
-        handle.eci("down", check=False)
-        try:
-            assert_nothing_left(handle.layout)
-        finally:
-            remove_state_dir(handle.layout)
-            shutil.rmtree(settings_dir, ignore_errors=True)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,6 +98,25 @@ def remove_state_dir(layout: EngineLayout) -> None:
     """Only once nothing is mounted below it: never recurse into a live mount."""
     if not mounts_under(layout.state_dir):
         shutil.rmtree(layout.state_dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def engine_under_test(prefix: str) -> Iterator[EngineHandle]:
+    """An engine on fresh temporary paths, not started yet. Whatever the caller starts is
+    brought down on exit, which then asserts that no mount or process of it is left."""
+    settings_dir = Path(tempfile.mkdtemp(prefix="eci-settings-", dir="/tmp"))
+    handle = EngineHandle(
+        EngineLayout.for_state_dir(make_state_dir(prefix)), settings_dir / "admin-settings.json"
+    )
+    try:
+        yield handle
+    finally:
+        handle.eci("down", check=False)
+        try:
+            assert_nothing_left(handle.layout)
+        finally:
+            remove_state_dir(handle.layout)
+            shutil.rmtree(settings_dir, ignore_errors=True)
 
 
 RANGES_DIR = Path("/var/lib/eci/ranges")

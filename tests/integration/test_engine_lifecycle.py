@@ -8,23 +8,19 @@ from __future__ import annotations
 import json
 import os
 import signal
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from tests.support import (
     ECI_ON_LOCKED,
     EngineHandle,
     assert_nothing_left,
+    engine_under_test,
     live_ranges,
-    make_state_dir,
-    remove_state_dir,
     run,
     write_settings,
 )
 
-from eci.engine.layout import EngineLayout
 from eci.host.processes import processes_mentioning
 
 pytestmark = pytest.mark.engine
@@ -38,20 +34,8 @@ ECI_OFF_LOCKED = {
 @pytest.fixture
 def fresh() -> Iterator[EngineHandle]:
     """An engine that is not started yet; whatever the test starts is stopped afterwards."""
-    state_dir = make_state_dir("eci-life-")
-    settings_dir = Path(tempfile.mkdtemp(prefix="eci-settings-", dir="/tmp"))
-    handle = EngineHandle(EngineLayout.for_state_dir(state_dir), settings_dir / "admin.json")
-    try:
+    with engine_under_test("eci-life-") as handle:
         yield handle
-    finally:
-        handle.eci("down", check=False)
-        try:
-            assert_nothing_left(handle.layout)
-        finally:
-            remove_state_dir(handle.layout)
-            for f in settings_dir.iterdir():
-                f.unlink()
-            settings_dir.rmdir()
 
 
 def _bridge_exists(name: str) -> bool:

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from eci.engine.layout import EngineLayout
+from eci.engine.state import EngineState
 from eci.errors import EciError
 
 app = typer.Typer(
@@ -53,6 +54,17 @@ AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable output.")
 def _fail(exc: EciError) -> typer.Exit:
     err.print(f"[bold red]eci:[/] {exc}", highlight=False, soft_wrap=True)
     return typer.Exit(1)
+
+
+def _running_engine(state_dir: Path | None) -> tuple[EngineLayout, EngineState]:
+    """The engine's layout and state, or exit 1 saying how to start it."""
+    from eci.engine import engine
+
+    layout = EngineLayout.for_state_dir(state_dir)
+    state = engine.running_state(layout)
+    if state is None:
+        raise _fail(EciError("the eci engine is not running; run `eci up` first"))
+    return layout, state
 
 
 def _print_json(data: Any) -> None:
@@ -139,14 +151,10 @@ def images(state_dir: StateDir = None) -> None:
     """Build the local test images (busybox, docker:cli) with real registry digests."""
     import docker
 
-    from eci.engine import engine
     from eci.images.builder import build
     from eci.images.catalog import TEST_IMAGES
 
-    layout = EngineLayout.for_state_dir(state_dir)
-    state = engine.running_state(layout)
-    if state is None:
-        raise _fail(EciError("the eci engine is not running; run `eci up` first"))
+    layout, state = _running_engine(state_dir)
     client = docker.DockerClient(base_url=f"unix://{layout.raw_socket}")
     try:
         for recipe in TEST_IMAGES:
@@ -164,13 +172,9 @@ def verify(state_dir: StateDir = None, as_json: AsJson = False) -> None:
     """Run the verification table against the engine; exit 1 if a built check fails."""
     import docker
 
-    from eci.engine import engine
     from eci.verify.checks import Status, Target, run_table
 
-    layout = EngineLayout.for_state_dir(state_dir)
-    state = engine.running_state(layout)
-    if state is None:
-        raise _fail(EciError("the eci engine is not running; run `eci up` first"))
+    layout, state = _running_engine(state_dir)
     client = docker.DockerClient(base_url=f"unix://{layout.user_socket}")
     try:
         results = run_table(Target(client, layout, state.eci_enabled))
