@@ -113,3 +113,34 @@ def test_shim_starts_without_site_packages(tmp_path: Path) -> None:
     entry = json.loads(log.read_text().splitlines()[-1])
     assert entry["level"] == "error"
     assert "--eci-state" in entry["msg"]
+
+
+@pytest.mark.parametrize(
+    "bad_id",
+    ["../../etc", "a/b", "-rf", "", "a..b"],
+    ids=["dotdot", "slash", "flag", "empty", "inner-dotdot"],
+)
+def test_shim_refuses_container_ids_that_could_name_other_paths(
+    tmp_path: Path, bad_id: str
+) -> None:
+    log = tmp_path / "log"
+    result = subprocess.run(
+        [
+            "/usr/bin/python3",
+            "-I",
+            "-S",
+            str(SRC / "runtime" / "shim.py"),
+            "--eci-state",
+            str(tmp_path),
+            "--log",
+            str(log),
+            "delete",
+            "--",
+            bad_id,
+        ],
+        capture_output=True,
+        text=True,
+        env={},
+    )
+    assert result.returncode == 1
+    assert "refusing container id" in log.read_text()

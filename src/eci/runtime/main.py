@@ -110,6 +110,17 @@ def _run_backend(backend: str, argv: tuple[str, ...]) -> int:
     return os.waitstatus_to_exitcode(status)
 
 
+def _container_id(inv: invocation.Invocation) -> str:
+    """The container id, checked: it names directories eci creates and later removes."""
+    cid = inv.container_id or ""
+    ok = cid[:1].isalnum() and all(c.isalnum() or c in "_.-" for c in cid) and ".." not in cid
+    if not ok or len(cid) > 1024:
+        raise RuntimeShimError(
+            f"eci runtime: refusing container id {cid!r} (expected letters, digits, '_', '.', '-')"
+        )
+    return cid
+
+
 def _owner(inv: invocation.Invocation, container_id: str) -> str:
     """Who holds a range: runc's state dir of the container (exists while runc knows it)."""
     return os.path.join(os.path.realpath(inv.root), container_id)
@@ -130,10 +141,8 @@ def create(inv: invocation.Invocation) -> int:
     from eci.runtime.mounts import userns_fd
     from eci.runtime.spec import SpecContext, plan_mounts, refuse_host_namespaces, transform
 
+    container_id = _container_id(inv)
     config = RuntimeConfig.load(inv.eci_state)
-    container_id = inv.container_id
-    if not container_id:
-        raise RuntimeShimError("eci runtime: create without a container id")
     bundle = os.path.realpath(inv.bundle)
     spec_path = os.path.join(bundle, "config.json")
     spec = json.loads(_read(spec_path))
@@ -175,10 +184,10 @@ def create(inv: invocation.Invocation) -> int:
 
 
 def delete(inv: invocation.Invocation) -> int:
+    container_id = _container_id(inv)
     config = RuntimeConfig.load(inv.eci_state)
     code = _run_backend(config.backend, inv.backend_argv)
-    container_id = inv.container_id
-    if container_id and not os.path.isdir(_owner(inv, container_id)):
+    if not os.path.isdir(_owner(inv, container_id)):
         staging.unstage(os.path.join(config.rootfs_dir, container_id))
         staging.unstage(os.path.join(config.runtime_dir, container_id))
         RangeStore(config.ranges_dir, _pool()).release(_owner(inv, container_id))
