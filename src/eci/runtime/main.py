@@ -163,7 +163,9 @@ def create(inv: invocation.Invocation) -> int:
             staging.stage_rootfs(
                 os.path.realpath(root), config.docker_data_root, stage, rootfs, base, userns
             )
-            staged = staging.stage_binds(plan_mounts(spec, config.docker_data_root), stage, userns)
+            staged = staging.stage_binds(
+                plan_mounts(spec, config.docker_data_root, container_id), stage, userns
+            )
         finally:
             os.close(userns)
         caps = bounding_set(_read("/proc/self/status"))

@@ -13,6 +13,7 @@ Imported by the shim on every create and delete: os only (no pathlib, no datacla
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import time
 
@@ -134,12 +135,16 @@ class RangeStore:
         with open(tmp, "w") as f:
             f.write(owner)
         try:
-            os.link(tmp, self._slot_path(slot))
+            with self._locked(fcntl.LOCK_SH):  # claims run together, never during a reclaim
+                os.link(tmp, self._slot_path(slot))
             return True
         except FileExistsError:
             return False
         finally:
             os.unlink(tmp)
+
+    def _locked(self, mode: int) -> _Flock:
+        return _Flock(self.directory, mode)
 
     def release(self, owner: str) -> bool:
         released = False
@@ -153,19 +158,48 @@ class RangeStore:
     def reclaim_stale(
         self, is_live: Callable[[str], bool], grace: float = STALE_GRACE_SECONDS
     ) -> list[str]:
-        """Release slots whose owner runc no longer knows, once older than `grace` seconds."""
+        """Release slots whose owner runc no longer knows, once older than `grace` seconds.
+
+        Liveness is judged without the lock (it may take a while); the slot is then removed
+        under the exclusive lock only if it is still the very file that was judged (same
+        inode, mtime and owner), so a slot re-claimed meanwhile is never taken away."""
         now = time.time()
-        reclaimed = []
+        candidates = []
         for slot, owner in self.allocations().items():
-            path = self._slot_path(slot)
             try:
-                age = now - os.stat(path).st_mtime
+                st = os.stat(self._slot_path(slot))
             except FileNotFoundError:
                 continue
-            if age >= grace and not is_live(owner):
+            if now - st.st_mtime >= grace and not is_live(owner):
+                candidates.append((slot, owner, st.st_ino, st.st_mtime_ns))
+        reclaimed: list[str] = []
+        if not candidates:
+            return reclaimed
+        with self._locked(fcntl.LOCK_EX):
+            for slot, owner, ino, mtime in candidates:
+                path = self._slot_path(slot)
                 try:
+                    st = os.stat(path)
+                    if (st.st_ino, st.st_mtime_ns) != (ino, mtime) or _read(path) != owner:
+                        continue
                     os.unlink(path)
                 except FileNotFoundError:
                     continue
                 reclaimed.append(owner)
         return reclaimed
+
+
+class _Flock:
+    """flock(2) on the store directory itself (no lock file to leave behind)."""
+
+    def __init__(self, directory: str, mode: int) -> None:
+        self.directory = directory
+        self.mode = mode
+        self.fd = -1
+
+    def __enter__(self) -> None:
+        self.fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fcntl.flock(self.fd, self.mode)
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)  # closing the descriptor releases the lock

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 RANGE_SIZE = 65536
 USERNS_REASON = "(because they use the linux user-namespace for isolation)"
 #: Namespaces a container must have of its own, as named in the OCI spec and in error texts.
-PRIVATE_NAMESPACES = ("pid", "ipc", "uts")
+PRIVATE_NAMESPACES = ("pid", "ipc", "uts", "mount")
 PING_GROUP_RANGE = "net.ipv4.ping_group_range"
 
 if TYPE_CHECKING:
@@ -98,11 +98,12 @@ def own_user_namespace(spec: Spec, ctx: SpecContext) -> None:
 
 
 def own_cgroup_namespace(spec: Spec, ctx: SpecContext) -> None:
-    """The container sees its own cgroup as the root of /sys/fs/cgroup."""
+    """A fresh cgroup namespace: the container sees its own cgroup as the root of
+    /sys/fs/cgroup. One to join by path (the host's or another's) is replaced, not obeyed."""
     del ctx
-    namespaces = _namespaces(spec)
-    if not any(ns.get("type") == "cgroup" for ns in namespaces):
-        namespaces.append({"type": "cgroup"})
+    namespaces = [ns for ns in _namespaces(spec) if ns.get("type") != "cgroup"]
+    namespaces.append({"type": "cgroup"})
+    spec["linux"]["namespaces"] = namespaces
 
 
 def clamp_ping_group_range(spec: Spec, ctx: SpecContext) -> None:
@@ -206,16 +207,31 @@ def _under(path: str, root: str) -> bool:
     return path == root or path.startswith(root + "/")
 
 
-def plan_mounts(spec: Spec, docker_data_root: str) -> list[MountPlan]:
-    """Bind mounts of Docker-managed data (volumes, /etc/hosts & co.) are idmapped so container
-    root owns them; other host paths keep host ids (safe default: root's files stay nobody's);
-    every read-only bind is staged read-only so the kernel locks it."""
+def _container_owned(source: str, docker_data_root: str, container_id: str) -> bool:
+    """Docker-managed data that belongs to containers: a named volume's `_data`, or this
+    container's own files (hosts, hostname, resolv.conf, shm). Anything else under the
+    data-root (layers, the image store, other containers) is not, and is never idmapped."""
+    root = docker_data_root.rstrip("/")
+    if not _under(source, root) or source == root:
+        return False
+    parts = source[len(root) + 1 :].split("/")
+    if parts[0] == "volumes":
+        return len(parts) >= 3 and parts[2] == "_data" and parts[1] not in ("", ".", "..")
+    if parts[0] == "containers":
+        return len(parts) >= 3 and parts[1] == container_id and bool(container_id)
+    return False
+
+
+def plan_mounts(spec: Spec, docker_data_root: str, container_id: str = "") -> list[MountPlan]:
+    """Binds of a volume's data and of this container's own files are idmapped so container
+    root owns them; every other host path keeps host ids (safe default: root's files stay
+    nobody's); every read-only bind is staged read-only so the kernel locks it."""
     plans = []
     for index, mount in enumerate(spec.get("mounts") or []):
         if not _is_bind(mount):
             continue
         source = str(mount.get("source", ""))
-        idmap = _under(source, docker_data_root)
+        idmap = _container_owned(source, docker_data_root, container_id)
         readonly = "ro" in (mount.get("options") or [])
         if idmap or readonly:
             plans.append(MountPlan(index, source, idmap, readonly))

@@ -248,7 +248,9 @@ def test_no_claim_files_left_behind(store: RangeStore) -> None:
     store.allocate(owner("b"), live)
     store.release(owner("a"))
     store.allocate(owner("c"), live)
-    assert sorted(os.listdir(store.directory)) == ["slot-0", "slot-1"]
+    names = os.listdir(store.directory)
+    assert sorted(n for n in names if n.startswith("slot-")) == ["slot-0", "slot-1"]
+    assert [n for n in names if n.startswith(".claim-")] == []
     assert Path(store.directory, "slot-0").read_text() == owner("c")
 
 
@@ -426,7 +428,7 @@ def test_concurrent_allocators_never_share_a_slot(tmp_path: Path, slots: int) ->
     store = RangeStore(tmp_path, Pool(START, slots * RANGE_SIZE))
     on_disk = {store.pool.base(slot): who for slot, who in store.allocations().items()}
     assert on_disk == {base: who for who, base in pairs}  # what each process was told is held
-    assert not [n for n in os.listdir(tmp_path) if not n.startswith("slot-")]
+    assert [n for n in os.listdir(tmp_path) if n.startswith(".claim-")] == []
 
 
 def test_full_4096_slot_pool(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""`transform(spec, ctx)` and `plan_mounts(spec, root)` on specs shaped like dockerd 20.10's.
+"""`transform(spec, ctx)` and `plan_mounts(spec, root, CID)` on specs shaped like dockerd 20.10's.
 
 The base spec is what dockerd 20.10 writes for `docker run -v /srv:/data:ro -v v:/vol busybox`
 (trimmed of resources/seccomp, which the transform does not touch).
@@ -652,7 +652,7 @@ def test_input_spec_is_not_mutated(prepare: Any, ctx: SpecContext) -> None:
 
 def test_plan_for_docker_run_busybox() -> None:
     spec = docker_run_busybox()
-    assert plan_mounts(spec, DATA_ROOT) == [
+    assert plan_mounts(spec, DATA_ROOT, CID) == [
         MountPlan(RESOLV, f"{CONTAINER_DIR}/resolv.conf", idmap=True, readonly=False),
         MountPlan(HOSTNAME, f"{CONTAINER_DIR}/hostname", idmap=True, readonly=False),
         MountPlan(HOSTS, f"{CONTAINER_DIR}/hosts", idmap=True, readonly=False),
@@ -722,7 +722,7 @@ def bind(source: str, *extra: str, type_: str | None = "bind") -> dict[str, Any]
 )
 def test_plan_one_mount(mount: dict[str, Any], expected: tuple[bool, bool] | None) -> None:
     spec = {"mounts": [{"destination": "/proc", "type": "proc", "source": "proc"}, mount]}
-    plans = plan_mounts(spec, DATA_ROOT)
+    plans = plan_mounts(spec, DATA_ROOT, CID)
     if expected is None:
         assert plans == []
     else:
@@ -737,7 +737,7 @@ def test_plan_one_mount(mount: dict[str, Any], expected: tuple[bool, bool] | Non
 )
 def test_plan_data_root_spelling(root: str) -> None:
     spec = {"mounts": [bind(VOLUME_DATA), bind("/var/lib/eci/dockerX/v", "ro")]}
-    assert plan_mounts(spec, root) == [
+    assert plan_mounts(spec, root, CID) == [
         MountPlan(0, VOLUME_DATA, idmap=True, readonly=False),
         MountPlan(1, "/var/lib/eci/dockerX/v", idmap=False, readonly=True),
     ]
@@ -753,7 +753,7 @@ def test_user_bind_of_docker_internals_is_not_idmapped(source: str) -> None:
     container's layers, volumes and config. Only a container's own files and volumes qualify."""
     spec = {"mounts": [bind(source)]}
     try:
-        plans = plan_mounts(spec, DATA_ROOT)
+        plans = plan_mounts(spec, DATA_ROOT, CID)
     except SpecRefused:
         return
     assert all(not plan.idmap for plan in plans), plans
@@ -765,13 +765,13 @@ def test_user_bind_of_docker_internals_is_not_idmapped(source: str) -> None:
     ids=["no-mounts-key", "mounts-null", "mounts-empty"],
 )
 def test_plan_without_mounts(spec: dict[str, Any]) -> None:
-    assert plan_mounts(spec, DATA_ROOT) == []
+    assert plan_mounts(spec, DATA_ROOT, CID) == []
 
 
 def test_plan_does_not_mutate_spec() -> None:
     spec = docker_run_busybox()
     before = copy.deepcopy(spec)
-    plan_mounts(spec, DATA_ROOT)
+    plan_mounts(spec, DATA_ROOT, CID)
     assert spec == before
 
 

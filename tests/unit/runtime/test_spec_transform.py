@@ -180,7 +180,7 @@ def test_input_spec_is_not_modified() -> None:
 
 
 def test_plan_mounts_idmaps_docker_data_and_locks_read_only_binds() -> None:
-    assert plan_mounts(docker_spec(), DATA_ROOT) == [
+    assert plan_mounts(docker_spec(), DATA_ROOT, "abc") == [
         MountPlan(2, f"{DATA_ROOT}/containers/abc/hosts", idmap=True, readonly=False),
         MountPlan(3, "/srv", idmap=False, readonly=True),
         MountPlan(4, f"{DATA_ROOT}/volumes/v/_data", idmap=True, readonly=False),
@@ -210,3 +210,21 @@ def test_transform_refuses_or_isolates(
     assert out["linux"]["uidMappings"] == [{"containerID": 0, "hostID": BASE, "size": 65536}]
     for names in out["process"]["capabilities"].values():
         assert set(names) <= bounding
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        DATA_ROOT,
+        f"{DATA_ROOT}/overlay2/x/diff",
+        f"{DATA_ROOT}/image",
+        f"{DATA_ROOT}/containers/other/hosts",
+        f"{DATA_ROOT}/volumes/v",
+        f"{DATA_ROOT}/volumes",
+    ],
+    ids=["data-root", "a-layer", "image-store", "another-container", "volume-meta", "volumes"],
+)
+def test_docker_internals_bound_by_a_user_are_never_idmapped(source: str) -> None:
+    spec = docker_spec()
+    spec["mounts"] = [{"destination": "/x", "type": "bind", "source": source, "options": ["rbind"]}]
+    assert plan_mounts(spec, DATA_ROOT, "abc") == []
