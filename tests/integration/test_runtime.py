@@ -285,3 +285,26 @@ def test_exec_pause_top_update_restart_keep_working(engine: EngineHandle) -> Non
         engine.docker("rm", "-f", name)
     assert (engine.layout.runtime_dir / cid).exists() is False
     assert (engine.layout.rootfs_dir / cid).exists() is False
+
+
+def test_symlink_planted_in_a_volume_cannot_redirect_an_idmapped_bind(engine: EngineHandle) -> None:
+    """Volume data is idmapped to container root; a symlink planted inside the volume must not
+    make eci idmap the host directory it points at."""
+    volume = f"vol-{secrets.token_hex(4)}"
+    try:
+        sh(engine, "ln -s /etc /v/hostetc", "-v", f"{volume}:/v")
+        data = json.loads(engine.docker("volume", "inspect", volume).stdout)[0]["Mountpoint"]
+        source = f"{data}/hostetc"
+        # control: plain runc follows the link to the host's /etc
+        assert (
+            sh(engine, "test -f /x/passwd && echo host-etc", RUNC, "-v", f"{source}:/x").strip()
+            == "host-etc"
+        )
+        refused = engine.docker(
+            "run", "--rm", "-v", f"{source}:/x", "busybox", "touch", "/x/eci-pwned", check=False
+        )
+        assert refused.returncode != 0
+        assert "symlinks refused" in refused.stderr
+        assert not Path("/etc/eci-pwned").exists()
+    finally:
+        engine.docker("volume", "rm", "-f", volume)

@@ -24,6 +24,9 @@ _libc = ctypes.CDLL(None, use_errno=True)
 SYS_OPEN_TREE = 428
 SYS_MOVE_MOUNT = 429
 SYS_MOUNT_SETATTR = 442
+SYS_OPENAT2 = 437
+O_PATH = 0o10000000
+RESOLVE_NO_SYMLINKS = 0x04
 OPEN_TREE_CLONE = 1
 OPEN_TREE_CLOEXEC = 0o2000000
 AT_FDCWD = -100
@@ -43,6 +46,14 @@ class _MountAttr(ctypes.Structure):
         ("attr_clr", ctypes.c_uint64),
         ("propagation", ctypes.c_uint64),
         ("userns_fd", ctypes.c_uint64),
+    ]
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [
+        ("flags", ctypes.c_uint64),
+        ("mode", ctypes.c_uint64),
+        ("resolve", ctypes.c_uint64),
     ]
 
 
@@ -94,6 +105,19 @@ def userns_fd(base: int, size: int = 65536) -> int:
         os.waitpid(pid, 0)
 
 
+def open_no_symlinks(path: str | Path) -> int:
+    """O_PATH fd of `path`, refusing any symlink on the way (openat2 RESOLVE_NO_SYMLINKS): a
+    container that can write below a bind source cannot redirect eci elsewhere, not even by
+    swapping a directory for a symlink between a check and the mount."""
+    how = _OpenHow(O_PATH | os.O_CLOEXEC, 0, RESOLVE_NO_SYMLINKS)
+    return _check(
+        _libc.syscall(
+            SYS_OPENAT2, AT_FDCWD, os.fsencode(path), ctypes.byref(how), ctypes.sizeof(how)
+        ),
+        f"open {path} (symlinks refused)",
+    )
+
+
 def clone_mount(
     source: str | Path,
     target: str | Path,
@@ -101,12 +125,24 @@ def clone_mount(
     userns: int | None = None,
     readonly: bool = False,
     recursive: bool = False,
+    no_symlinks: bool = False,
 ) -> None:
     """Attach at `target` a copy of the mount at `source`, idmapped and/or read-only."""
     flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (AT_RECURSIVE if recursive else 0)
-    fd = _check(
-        _libc.syscall(SYS_OPEN_TREE, AT_FDCWD, os.fsencode(source), flags), f"open_tree {source}"
-    )
+    if no_symlinks:
+        base = open_no_symlinks(source)
+        try:
+            fd = _check(
+                _libc.syscall(SYS_OPEN_TREE, base, b"", flags | AT_EMPTY_PATH),
+                f"open_tree {source}",
+            )
+        finally:
+            os.close(base)
+    else:
+        fd = _check(
+            _libc.syscall(SYS_OPEN_TREE, AT_FDCWD, os.fsencode(source), flags),
+            f"open_tree {source}",
+        )
     try:
         attr_set = (MOUNT_ATTR_IDMAP if userns is not None else 0) | (
             MOUNT_ATTR_RDONLY if readonly else 0

@@ -113,13 +113,13 @@ class RangeStore:
     def allocate(self, owner: str, is_live: Callable[[str], bool]) -> int:
         """The base uid of a range held by nobody else (reusing this owner's, if any)."""
         os.makedirs(self.directory, mode=0o700, exist_ok=True)
-        existing = self.slot_of(owner)
-        if existing is not None:
-            return self.pool.base(existing)
         for attempt in range(2):
-            taken = set(self.allocations())
+            held = self.allocations()  # one read of the store per attempt
+            for slot, held_by in held.items():
+                if held_by == owner:
+                    return self.pool.base(slot)
             for slot in range(self.pool.slots):
-                if slot not in taken and self._claim(slot, owner):
+                if slot not in held and self._claim(slot, owner):
                     return self.pool.base(slot)
             if attempt == 0 and not self.reclaim_stale(is_live):
                 break

@@ -101,12 +101,15 @@ def stage_binds(plans: list[MountPlan], stage: str, userns: int) -> dict[int, st
         else:
             with open(target, "a"):
                 pass
+        # An idmapped source must be exactly the path planned: no symlink anywhere in it
+        # (a container can plant one inside its volume and point it at the host).
         mounts.clone_mount(
             plan.source,
             target,
             userns=userns if plan.idmap else None,
             readonly=plan.readonly,
             recursive=not plan.idmap,
+            no_symlinks=plan.idmap,
         )
         staged[plan.index] = target
     return staged

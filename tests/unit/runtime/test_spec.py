@@ -759,6 +759,56 @@ def test_user_bind_of_docker_internals_is_not_idmapped(source: str) -> None:
     assert all(not plan.idmap for plan in plans), plans
 
 
+OTHER_CID = "9" * 64
+
+
+@pytest.mark.parametrize(
+    ("source", "container_id", "idmap"),
+    [
+        (f"{CONTAINER_DIR}/hosts", CID, True),
+        (f"{CONTAINER_DIR}/mounts/shm", CID, True),
+        (f"{DATA_ROOT}/containers/{OTHER_CID}/hosts", CID, False),
+        (f"{DATA_ROOT}/containers/{CID}x/hosts", CID, False),
+        (f"{CONTAINER_DIR}/hosts", "", False),
+        (CONTAINER_DIR, "", False),
+        (VOLUME_DATA, CID, True),
+        (f"{VOLUME_DATA}/sub/dir", CID, True),
+        (VOLUME_DATA, "", True),
+        (f"{DATA_ROOT}/volumes/v", CID, False),
+        (f"{DATA_ROOT}/volumes/metadata.db", CID, False),
+        (f"{DATA_ROOT}/volumes/v/other", CID, False),
+        (f"{DATA_ROOT}/volumes/./_data", CID, False),
+        (f"{DATA_ROOT}/volumes/../_data", CID, False),
+        (f"{DATA_ROOT}/volumes//_data", CID, False),
+        (f"{DATA_ROOT}/plugins/p/rootfs", CID, False),
+    ],
+    ids=[
+        "own-hosts",
+        "own-shm",
+        "other-containers-hosts",
+        "id-prefix-is-not-own",
+        "own-files-without-container-id",
+        "containers-dir-without-container-id",
+        "volume-data",
+        "volume-data-subdir",
+        "volume-data-any-container",
+        "volume-dir-not-data",
+        "volume-metadata-db",
+        "volume-sibling-of-data",
+        "volume-name-dot",
+        "volume-name-dotdot",
+        "volume-name-empty",
+        "plugins",
+    ],
+)
+def test_plan_idmaps_only_volumes_and_own_files(
+    source: str, container_id: str, idmap: bool
+) -> None:
+    spec = {"mounts": [bind(source)]}
+    expected = [MountPlan(0, source, idmap=True, readonly=False)] if idmap else []
+    assert plan_mounts(spec, DATA_ROOT, container_id) == expected
+
+
 @pytest.mark.parametrize(
     "spec",
     [{}, {"mounts": None}, {"mounts": []}],
@@ -798,7 +848,7 @@ def test_mount_plan_equality(other: object, equal: bool) -> None:
 # --- hypothesis ---
 
 NS_TYPES = ("mount", "network", "uts", "pid", "ipc", "cgroup")
-PRIVATE = ("network", "pid", "ipc", "uts")
+PRIVATE = ("network", "pid", "ipc", "uts", "mount")
 cap_names = st.sampled_from([*CAP_NAMES, "CAP_BOGUS", ""])
 
 

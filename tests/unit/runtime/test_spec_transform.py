@@ -204,7 +204,7 @@ def test_transform_refuses_or_isolates(
     try:
         out = transform(spec, SpecContext(BASE, bounding))
     except SpecRefused:
-        assert not {"network", "pid", "ipc", "uts"} <= present
+        assert not {"network", "pid", "ipc", "uts", "mount"} <= present
         return
     assert [n["type"] for n in out["linux"]["namespaces"]].count("user") == 1
     assert out["linux"]["uidMappings"] == [{"containerID": 0, "hostID": BASE, "size": 65536}]
