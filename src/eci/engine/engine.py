@@ -184,9 +184,12 @@ def _make_dirs(layout: EngineLayout) -> None:
         (layout.run_dir, 0o755),
         (layout.private_dir, 0o700),
         (layout.rootfs_dir, 0o711),
+        (layout.runtime_dir, 0o700),
     ):
         path.mkdir(parents=True, exist_ok=True)
         path.chmod(mode)
+    for path in (layout.runtime_dir, layout.rootfs_dir):
+        mounts.make_unbindable(path)
 
 
 def _options(layout: EngineLayout, state: EngineState, enabled: bool) -> EngineOptions:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 import os
 import re
+import subprocess
 from pathlib import Path
 
 MNT_DETACH = 2
@@ -47,3 +48,14 @@ def detach_all_under(root: Path) -> list[str]:
             if _libc.umount2(os.fsencode(point), MNT_DETACH) == 0:
                 detached.append(point)
     return detached
+
+
+def make_unbindable(path: Path) -> None:
+    """Turn `path` into an unbindable mount of itself (idempotent).
+
+    The runtime stages containers' mounts below such dirs; a recursive bind of an ancestor
+    (a container asking for `-v /:/host:ro`) then leaves them out instead of copying every
+    other container's staged mounts, which would grow the mount table with each container."""
+    if str(path) not in mount_points():
+        subprocess.run(["mount", "--bind", str(path), str(path)], check=True, capture_output=True)
+    subprocess.run(["mount", "--make-unbindable", str(path)], check=True, capture_output=True)

@@ -8,13 +8,21 @@ it is stripped before runc sees the arguments.
 
 from __future__ import annotations
 
-#: runc global flags that take a value (as separate argument when not written `--flag=value`).
+#: runc global flags that take a value (Go flag parsing: `-root` and `--root` are the same).
 GLOBAL_WITH_VALUE = frozenset({"--root", "--log", "--log-format", "--criu", "--rootless"})
-#: Flags of create/run/delete that take a value.
+#: Flags of create/run/delete that take a value, and the boolean ones, in their long spelling.
 COMMAND_WITH_VALUE = frozenset(
-    {"--bundle", "-b", "--pid-file", "--console-socket", "--preserve-fds", "--criu"}
+    {"--bundle", "--pid-file", "--console-socket", "--pidfd-socket", "--preserve-fds"}
 )
+COMMAND_BOOLEAN = frozenset(
+    {"--no-pivot", "--no-new-keyring", "--force", "--detach", "--keep", "--no-subreaper"}
+)
+ALIASES = {"-b": "--bundle", "-f": "--force", "-d": "--detach"}
 DEFAULT_RUNC_ROOT = "/run/runc"
+
+
+class InvocationError(ValueError):
+    """A runc command line the shim will not guess about (an unknown flag of create/run)."""
 
 
 class Invocation:
@@ -48,14 +56,16 @@ class Invocation:
 
     @property
     def bundle(self) -> str:
-        return self.options.get("--bundle") or self.options.get("-b") or "."
+        return self.options.get("--bundle") or "."
 
 
-def _split(arg: str) -> tuple[str, str | None]:
-    if arg.startswith("--") and "=" in arg:
-        name, value = arg.split("=", 1)
-        return name, value
-    return arg, None
+def _flag(arg: str) -> tuple[str, str | None]:
+    """('--name', value-or-None) for -name, --name, -name=v, --name=v (and -b style aliases)."""
+    name, sep, value = arg.partition("=")
+    if not name.startswith("--") and len(name) > 2:
+        name = "-" + name  # Go accepts -root for --root
+    name = ALIASES.get(name, name)
+    return name, (value if sep else None)
 
 
 def parse(argv: list[str]) -> Invocation:
@@ -64,7 +74,10 @@ def parse(argv: list[str]) -> Invocation:
     globals_: dict[str, str] = {}
     i = 0
     while i < len(argv):
-        name, value = _split(argv[i])
+        arg = argv[i]
+        if not arg.startswith("-") or arg == "-":
+            break
+        name, value = _flag(arg)
         if name == "--eci-state":
             if value is None:
                 i += 1
@@ -72,14 +85,12 @@ def parse(argv: list[str]) -> Invocation:
             eci_state = value
             i += 1
             continue
-        if not name.startswith("-"):
-            break
-        backend.append(argv[i])
+        backend.append(arg)
         if name in GLOBAL_WITH_VALUE and value is None and i + 1 < len(argv):
             i += 1
             value = argv[i]
             backend.append(value)
-        globals_[name] = value if value is not None else ""
+        globals_[name] = value if value is not None else ""  # the last one wins, as in runc
         i += 1
     rest = argv[i:]
     backend.extend(rest)
@@ -88,14 +99,24 @@ def parse(argv: list[str]) -> Invocation:
     positional: list[str] = []
     j = 1
     while j < len(rest):
-        name, value = _split(rest[j])
-        if name.startswith("-") and len(name) > 1:
+        arg = rest[j]
+        if arg == "--":
+            positional.extend(rest[j + 1 :])
+            break
+        if arg.startswith("-") and len(arg) > 1:
+            name, value = _flag(arg)
             if name in COMMAND_WITH_VALUE and value is None and j + 1 < len(rest):
                 j += 1
                 value = rest[j]
+            elif (
+                name not in COMMAND_WITH_VALUE
+                and name not in COMMAND_BOOLEAN
+                and command in ("create", "run")
+            ):
+                raise InvocationError(f"eci runtime: unknown {command} flag {arg!r}")
             options[name] = value if value is not None else ""
         else:
-            positional.append(rest[j])
+            positional.append(arg)
         j += 1
     return Invocation(
         tuple(backend),

@@ -150,13 +150,19 @@ def create(inv: invocation.Invocation) -> int:
     # Refuse before anything is allocated or mounted.
     refuse_host_namespaces(spec, SpecContext(0, frozenset(), host_paths))
 
-    store = RangeStore(config.ranges_dir, _pool())
     owner = _owner(inv, container_id)
-    base = store.allocate(owner, is_live=os.path.isdir)
+    if os.path.isdir(owner):  # runc knows it: never touch a live container's mounts or range
+        raise RuntimeShimError(f"eci runtime: container {container_id!r} already exists")
     stage = os.path.join(config.runtime_dir, container_id)
     rootfs = os.path.join(config.rootfs_dir, container_id)
+    # Leftovers of an attempt that was killed mid-create (runc never knew the container).
+    staging.unstage(rootfs)
+    staging.unstage(stage)
+    store = RangeStore(config.ranges_dir, _pool())
+    base = store.allocate(owner, is_live=os.path.isdir)
     try:
-        os.makedirs(stage, mode=0o700, exist_ok=True)
+        os.makedirs(config.runtime_dir, mode=0o700, exist_ok=True)
+        os.mkdir(stage, 0o700)
         userns = userns_fd(base)
         try:
             root = os.path.join(bundle, spec["root"]["path"])  # absolute paths stay as they are
@@ -164,7 +170,10 @@ def create(inv: invocation.Invocation) -> int:
                 os.path.realpath(root), config.docker_data_root, stage, rootfs, base, userns
             )
             staged = staging.stage_binds(
-                plan_mounts(spec, config.docker_data_root, container_id), stage, userns
+                plan_mounts(spec, config.docker_data_root, container_id),
+                stage,
+                userns,
+                config.docker_data_root,
             )
         finally:
             os.close(userns)

@@ -26,7 +26,9 @@ SYS_MOVE_MOUNT = 429
 SYS_MOUNT_SETATTR = 442
 SYS_OPENAT2 = 437
 O_PATH = 0o10000000
+RESOLVE_NO_XDEV = 0x01
 RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_BENEATH = 0x08
 OPEN_TREE_CLONE = 1
 OPEN_TREE_CLOEXEC = 0o2000000
 AT_FDCWD = -100
@@ -105,17 +107,25 @@ def userns_fd(base: int, size: int = 65536) -> int:
         os.waitpid(pid, 0)
 
 
-def open_no_symlinks(path: str | Path) -> int:
-    """O_PATH fd of `path`, refusing any symlink on the way (openat2 RESOLVE_NO_SYMLINKS): a
-    container that can write below a bind source cannot redirect eci elsewhere, not even by
-    swapping a directory for a symlink between a check and the mount."""
-    how = _OpenHow(O_PATH | os.O_CLOEXEC, 0, RESOLVE_NO_SYMLINKS)
-    return _check(
-        _libc.syscall(
-            SYS_OPENAT2, AT_FDCWD, os.fsencode(path), ctypes.byref(how), ctypes.sizeof(how)
-        ),
-        f"open {path} (symlinks refused)",
-    )
+def open_beneath(root: str | Path, relative: str) -> int:
+    """O_PATH fd of `root/relative`, reached without a symlink, without leaving `root` and
+    without crossing a mount point (openat2 RESOLVE_BENEATH|NO_SYMLINKS|NO_XDEV). A container
+    that can write below a volume cannot redirect eci elsewhere, not even by swapping a
+    directory for a symlink between a check and the mount; a volume that is itself a mount
+    (a bind of a host path, a tmpfs) raises OSError(EXDEV)."""
+    root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        how = _OpenHow(
+            O_PATH | os.O_CLOEXEC, 0, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV
+        )
+        return _check(
+            _libc.syscall(
+                SYS_OPENAT2, root_fd, os.fsencode(relative), ctypes.byref(how), ctypes.sizeof(how)
+            ),
+            f"open {relative!r} beneath {root}",
+        )
+    finally:
+        os.close(root_fd)
 
 
 def clone_mount(
@@ -125,19 +135,16 @@ def clone_mount(
     userns: int | None = None,
     readonly: bool = False,
     recursive: bool = False,
-    no_symlinks: bool = False,
+    source_fd: int | None = None,
 ) -> None:
-    """Attach at `target` a copy of the mount at `source`, idmapped and/or read-only."""
+    """Attach at `target` a copy of the mount at `source` (or of the O_PATH `source_fd`),
+    idmapped and/or read-only."""
     flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (AT_RECURSIVE if recursive else 0)
-    if no_symlinks:
-        base = open_no_symlinks(source)
-        try:
-            fd = _check(
-                _libc.syscall(SYS_OPEN_TREE, base, b"", flags | AT_EMPTY_PATH),
-                f"open_tree {source}",
-            )
-        finally:
-            os.close(base)
+    if source_fd is not None:
+        fd = _check(
+            _libc.syscall(SYS_OPEN_TREE, source_fd, b"", flags | AT_EMPTY_PATH),
+            f"open_tree {source}",
+        )
     else:
         fd = _check(
             _libc.syscall(SYS_OPEN_TREE, AT_FDCWD, os.fsencode(source), flags),

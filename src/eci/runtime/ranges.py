@@ -117,6 +117,10 @@ class RangeStore:
             held = self.allocations()  # one read of the store per attempt
             for slot, held_by in held.items():
                 if held_by == owner:
+                    try:  # reused: restart the stale-reclaim grace period
+                        os.utime(self._slot_path(slot))
+                    except FileNotFoundError:
+                        continue
                     return self.pool.base(slot)
             for slot in range(self.pool.slots):
                 if slot not in held and self._claim(slot, owner):
@@ -147,12 +151,17 @@ class RangeStore:
         return _Flock(self.directory, mode)
 
     def release(self, owner: str) -> bool:
+        """Free the owner's range. Read and removed under the exclusive lock, so a slot that a
+        reclaim and a new claim gave to someone else in the meantime is never freed."""
         released = False
-        for slot, held_by in self.allocations().items():
-            if held_by == owner:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(self._slot_path(slot))
-                released = True
+        if not os.path.isdir(self.directory):
+            return False
+        with self._locked(fcntl.LOCK_EX):
+            for slot, held_by in self.allocations().items():
+                if held_by == owner:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(self._slot_path(slot))
+                    released = True
         return released
 
     def reclaim_stale(

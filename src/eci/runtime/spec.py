@@ -207,18 +207,30 @@ def _under(path: str, root: str) -> bool:
     return path == root or path.startswith(root + "/")
 
 
+#: A container's own files dockerd bind-mounts into it (below containers/<id>/).
+CONTAINER_OWN_FILES = frozenset({"hosts", "hostname", "resolv.conf", "mounts"})
+
+
 def _container_owned(source: str, docker_data_root: str, container_id: str) -> bool:
     """Docker-managed data that belongs to containers: a named volume's `_data`, or this
-    container's own files (hosts, hostname, resolv.conf, shm). Anything else under the
-    data-root (layers, the image store, other containers) is not, and is never idmapped."""
+    container's own files (hosts, hostname, resolv.conf, mounts/ such as shm). Anything else
+    under the data-root (layers, the image store, hostconfig.json, other containers) is not,
+    and is never idmapped."""
     root = docker_data_root.rstrip("/")
     if not _under(source, root) or source == root:
         return False
     parts = source[len(root) + 1 :].split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        return False
     if parts[0] == "volumes":
-        return len(parts) >= 3 and parts[2] == "_data" and parts[1] not in ("", ".", "..")
+        return len(parts) >= 3 and parts[2] == "_data"
     if parts[0] == "containers":
-        return len(parts) >= 3 and parts[1] == container_id and bool(container_id)
+        return (
+            len(parts) >= 3
+            and bool(container_id)
+            and parts[1] == container_id
+            and parts[2] in CONTAINER_OWN_FILES
+        )
     return False
 
 

@@ -15,6 +15,7 @@ Image layers are only ever read.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 
 from eci.errors import RuntimeShimError
@@ -27,9 +28,24 @@ if TYPE_CHECKING:
 OVERLAY_EXTRA_OPTIONS = "index=off"
 
 
+def _unescape(field: str) -> str:
+    """mountinfo writes space, tab, newline and backslash as \\ooo (octal)."""
+    if "\\" not in field:
+        return field
+    out, i = [], 0
+    while i < len(field):
+        if field[i] == "\\" and field[i + 1 : i + 4].isdigit() and len(field) >= i + 4:
+            out.append(chr(int(field[i + 1 : i + 4], 8)))
+            i += 4
+        else:
+            out.append(field[i])
+            i += 1
+    return "".join(out)
+
+
 def _mount_points() -> list[str]:
     with open("/proc/self/mountinfo") as f:
-        return [line.split()[4] for line in f if line.strip()]
+        return [_unescape(line.split()[4]) for line in f if line.strip()]
 
 
 def _under(path: str, root: str) -> bool:
@@ -70,7 +86,8 @@ def stage_rootfs(
     for index, lower in enumerate(lowers):
         name = f"lower/{index}"
         os.makedirs(os.path.join(stage, name), exist_ok=True)
-        mounts.clone_mount(lower, os.path.join(stage, name), userns=userns)
+        # read-only as well: image layers are only ever read, whatever happens to the clone
+        mounts.clone_mount(lower, os.path.join(stage, name), userns=userns, readonly=True)
         names.append(name)
     upper = os.path.join(stage, "upper")
     os.makedirs(upper, exist_ok=True)
@@ -91,8 +108,12 @@ def stage_rootfs(
     mounts.clone_mount(merged, root_link)
 
 
-def stage_binds(plans: list[MountPlan], stage: str, userns: int) -> dict[int, str]:
-    """Attach each planned bind source under `stage`; returns spec mount index -> new source."""
+def stage_binds(plans: list[MountPlan], stage: str, userns: int, data_root: str) -> dict[int, str]:
+    """Attach each planned bind source under `stage`; returns spec mount index -> new source.
+
+    An idmapped source is opened beneath the data-root without symlinks or mount crossings; a
+    volume that is itself a mount (a bind of a host path via driver options, a tmpfs) is
+    attached with host ids instead: container root must not own what it points at."""
     staged: dict[int, str] = {}
     for plan in plans:
         target = os.path.join(stage, f"bind-{plan.index}")
@@ -101,27 +122,39 @@ def stage_binds(plans: list[MountPlan], stage: str, userns: int) -> dict[int, st
         else:
             with open(target, "a"):
                 pass
-        # An idmapped source must be exactly the path planned: no symlink anywhere in it
-        # (a container can plant one inside its volume and point it at the host).
-        mounts.clone_mount(
-            plan.source,
-            target,
-            userns=userns if plan.idmap else None,
-            readonly=plan.readonly,
-            recursive=not plan.idmap,
-            no_symlinks=plan.idmap,
-        )
+        source_fd = None
+        if plan.idmap:
+            relative = os.path.relpath(plan.source, data_root)
+            try:
+                source_fd = mounts.open_beneath(data_root, relative)
+            except OSError as exc:
+                if exc.errno != errno.EXDEV:
+                    raise
+        try:
+            mounts.clone_mount(
+                plan.source,
+                target,
+                userns=userns if source_fd is not None else None,
+                readonly=plan.readonly,
+                recursive=source_fd is None,
+                source_fd=source_fd,
+            )
+        finally:
+            if source_fd is not None:
+                os.close(source_fd)
         staged[plan.index] = target
     return staged
 
 
-def _remove_tree(path: str) -> None:
-    """rm -r of a staging dir that holds no mount (checked by the caller); never follows links."""
-    if not os.path.lexists(path):
-        return
+def _remove_tree(path: str, device: int) -> None:
+    """rm -r of a staging dir that holds no mount (checked by the caller); never follows links
+    and never enters another filesystem (a mount the check missed)."""
+    st = os.lstat(path)
+    if st.st_dev != device:
+        raise RuntimeShimError(f"eci runtime: {path!r} is on another filesystem; not removing")
     if os.path.isdir(path) and not os.path.islink(path):
         for name in os.listdir(path):
-            _remove_tree(os.path.join(path, name))
+            _remove_tree(os.path.join(path, name), device)
         os.rmdir(path)
     else:
         os.unlink(path)
@@ -146,6 +179,6 @@ def unstage(stage: str) -> int:
             except OSError:
                 continue
     if not any(_under(p, root) for p in _mount_points()):  # never recurse into a live mount
-        with contextlib.suppress(OSError):
-            _remove_tree(root)
+        with contextlib.suppress(OSError, RuntimeShimError):
+            _remove_tree(root, os.lstat(os.path.dirname(root)).st_dev)
     return detached

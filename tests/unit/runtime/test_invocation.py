@@ -63,3 +63,27 @@ def test_defaults_when_flags_are_absent() -> None:
     assert inv.bundle == "."
     assert inv.root == "/run/runc"
     assert inv.log is None
+
+
+@pytest.mark.parametrize(
+    ("argv", "root", "bundle"),
+    [
+        (["-root", "/r", "create", "--bundle", "/B", "id"], "/r", "/B"),
+        (["--root=/r", "create", "-b=/B", "id"], "/r", "/B"),
+        (["create", "-bundle", "/B", "id"], "/run/runc", "/B"),
+        (["create", "--bundle", "/A", "-b", "/B", "id"], "/run/runc", "/B"),
+    ],
+    ids=["go-style-global", "equals-forms", "go-style-bundle", "last-wins"],
+)
+def test_flags_are_read_the_way_runc_reads_them(argv: list[str], root: str, bundle: str) -> None:
+    inv = parse(argv)
+    assert (inv.command, inv.root, inv.bundle, inv.container_id) == ("create", root, bundle, "id")
+
+
+def test_unknown_create_flag_is_refused_not_guessed() -> None:
+    with pytest.raises(ValueError, match="unknown create flag '--surprise'"):
+        parse(["create", "--surprise", "x", "id"])
+
+
+def test_pidfd_socket_takes_a_value() -> None:
+    assert parse(["create", "--pidfd-socket", "/s", "id"]).container_id == "id"
