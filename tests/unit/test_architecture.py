@@ -87,27 +87,21 @@ def test_runtime_shim_imports_only_the_stdlib(path: Path) -> None:
     assert not bad, f"{path.name} imports {sorted(bad)}"
 
 
-def test_shim_starts_without_site_packages(tmp_path: Path) -> None:
-    """The real entry point, as the dispatcher runs it: refuses clearly without --eci-state."""
-    log = tmp_path / "log.json"
-    result = subprocess.run(
-        [
-            "/usr/bin/python3",
-            "-I",
-            "-S",
-            str(SRC / "runtime" / "shim.py"),
-            "--log",
-            str(log),
-            "--log-format",
-            "json",
-            "create",
-            "--bundle",
-            str(tmp_path),
-            "cid",
-        ],
+def _run_shim(*argv: str) -> subprocess.CompletedProcess[str]:
+    """The real entry point, as the dispatcher runs it: no site-packages, no environment."""
+    return subprocess.run(
+        ["/usr/bin/python3", "-I", "-S", str(SRC / "runtime" / "shim.py"), *argv],
         capture_output=True,
         text=True,
         env={},
+    )
+
+
+def test_shim_starts_without_site_packages(tmp_path: Path) -> None:
+    """Refuses clearly without --eci-state, in runc's JSON log format."""
+    log = tmp_path / "log.json"
+    result = _run_shim(
+        "--log", str(log), "--log-format", "json", "create", "--bundle", str(tmp_path), "cid"
     )
     assert result.returncode == 1, result.stderr
     entry = json.loads(log.read_text().splitlines()[-1])
@@ -124,23 +118,6 @@ def test_shim_refuses_container_ids_that_could_name_other_paths(
     tmp_path: Path, bad_id: str
 ) -> None:
     log = tmp_path / "log"
-    result = subprocess.run(
-        [
-            "/usr/bin/python3",
-            "-I",
-            "-S",
-            str(SRC / "runtime" / "shim.py"),
-            "--eci-state",
-            str(tmp_path),
-            "--log",
-            str(log),
-            "delete",
-            "--",
-            bad_id,
-        ],
-        capture_output=True,
-        text=True,
-        env={},
-    )
+    result = _run_shim("--eci-state", str(tmp_path), "--log", str(log), "delete", "--", bad_id)
     assert result.returncode == 1
     assert "refusing container id" in log.read_text()

@@ -944,3 +944,8 @@ def test_ping_group_range_is_clamped_or_refused(value: str) -> None:
     low, high = (int(part) for part in result["linux"]["sysctl"][PING].split(" "))
     assert 0 <= low <= 65535
     assert 0 <= high <= 65535
+
+
+def test_staged_source_index_outside_the_mounts_is_refused() -> None:
+    with pytest.raises(SpecRefused, match="outside the spec's mounts"):
+        transform(docker_run_busybox(), make_ctx(staged={99: "/run/eci/x"}))
