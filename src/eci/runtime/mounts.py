@@ -15,6 +15,8 @@ from __future__ import annotations
 import ctypes
 import os
 
+from eci.runtime.mountinfo import mounts_under
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
@@ -224,6 +226,18 @@ def unmount(path: str | Path, detach: bool = False) -> None:
     _check(_libc.umount2(os.fsencode(path), MNT_DETACH if detach else 0), f"umount {path}")
 
 
-def is_mount_point(path: str | Path, mountinfo: str) -> bool:
-    target = str(path)
-    return any(line.split()[4] == target for line in mountinfo.splitlines() if line.strip())
+def detach_all_under(root: str | Path) -> list[str]:
+    """Lazily unmount every mount at or below `root`, deepest first (stacked mounts on one
+    point need several passes); returns what was detached. Nothing outside `root` is touched."""
+    detached: list[str] = []
+    for _ in range(8):
+        points = sorted(set(mounts_under(root)), key=lambda p: p.count("/"), reverse=True)
+        if not points:
+            break
+        for point in points:
+            try:
+                unmount(point, detach=True)
+            except OSError:
+                continue
+            detached.append(point)
+    return detached

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 
 from eci.errors import SpecRefused
+from eci.runtime.mountinfo import is_under
 
 # The shim imports this on every container start: no typing/dataclasses at run time (they cost
 # more than the interpreter's own start-up). Types are for mypy only.
@@ -202,11 +203,6 @@ def _is_bind(mount: Mapping[str, Any]) -> bool:
     return mount.get("type") == "bind" or "bind" in options or "rbind" in options
 
 
-def _under(path: str, root: str) -> bool:
-    root = root.rstrip("/")
-    return path == root or path.startswith(root + "/")
-
-
 #: A container's own files dockerd bind-mounts into it (below containers/<id>/).
 CONTAINER_OWN_FILES = frozenset({"hosts", "hostname", "resolv.conf", "mounts"})
 
@@ -217,7 +213,7 @@ def _container_owned(source: str, docker_data_root: str, container_id: str) -> b
     under the data-root (layers, the image store, hostconfig.json, other containers) is not,
     and is never idmapped."""
     root = docker_data_root.rstrip("/")
-    if not _under(source, root) or source == root:
+    if not is_under(source, root) or source == root:
         return False
     parts = source[len(root) + 1 :].split("/")
     if any(part in ("", ".", "..") for part in parts):

@@ -20,36 +20,13 @@ import os
 
 from eci.errors import RuntimeShimError
 from eci.runtime import mounts
+from eci.runtime.mountinfo import mount_points, mounts_under
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from eci.runtime.spec import MountPlan
 
 OVERLAY_EXTRA_OPTIONS = "index=off"
-
-
-def _unescape(field: str) -> str:
-    """mountinfo writes space, tab, newline and backslash as \\ooo (octal)."""
-    if "\\" not in field:
-        return field
-    out, i = [], 0
-    while i < len(field):
-        if field[i] == "\\" and field[i + 1 : i + 4].isdigit() and len(field) >= i + 4:
-            out.append(chr(int(field[i + 1 : i + 4], 8)))
-            i += 4
-        else:
-            out.append(field[i])
-            i += 1
-    return "".join(out)
-
-
-def _mount_points() -> list[str]:
-    with open("/proc/self/mountinfo") as f:
-        return [_unescape(line.split()[4]) for line in f if line.strip()]
-
-
-def _under(path: str, root: str) -> bool:
-    return path == root or path.startswith(root + "/")
 
 
 def overlay_layers(merged: str, data_root: str) -> tuple[list[str], str]:
@@ -92,7 +69,7 @@ def stage_rootfs(
     upper = os.path.join(stage, "upper")
     os.makedirs(upper, exist_ok=True)
     mounts.clone_mount(layer_dir, upper, userns=userns)
-    if merged in _mount_points():
+    if merged in mount_points():
         # Two overlays on one upper dir is undefined behaviour: take dockerd's down first.
         try:
             mounts.unmount(merged)
@@ -163,22 +140,8 @@ def _remove_tree(path: str, device: int) -> None:
 def unstage(stage: str) -> int:
     """Detach every mount at or below `stage` (deepest first) and remove the directory."""
     root = stage.rstrip("/")
-    detached = 0
-    for _ in range(4):
-        ours = sorted(
-            {p for p in _mount_points() if _under(p, root)},
-            key=lambda p: p.count("/"),
-            reverse=True,
-        )
-        if not ours:
-            break
-        for point in ours:
-            try:
-                mounts.unmount(point, detach=True)
-                detached += 1
-            except OSError:
-                continue
-    if not any(_under(p, root) for p in _mount_points()):  # never recurse into a live mount
+    detached = mounts.detach_all_under(root)
+    if not mounts_under(root):  # never recurse into a live mount
         with contextlib.suppress(OSError, RuntimeShimError):
             _remove_tree(root, os.lstat(os.path.dirname(root)).st_dev)
-    return detached
+    return len(detached)

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from eci.errors import RuntimeShimError
-from eci.runtime.staging import _unescape, overlay_layers
+from eci.runtime.mountinfo import unescape
+from eci.runtime.staging import overlay_layers
 
 
 @pytest.mark.parametrize(
@@ -21,7 +22,7 @@ from eci.runtime.staging import _unescape, overlay_layers
     ids=["space", "tab", "backslash", "plain"],
 )
 def test_mountinfo_escapes_are_decoded(field: str, path: str) -> None:
-    assert _unescape(field) == path
+    assert unescape(field) == path
 
 
 def test_overlay_layers_follow_dockers_short_links(tmp_path: Path) -> None:
