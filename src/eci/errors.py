@@ -51,3 +51,45 @@ class RangePoolExhausted(RuntimeShimError):
 
     Remove containers, or give the `eci` user a larger range in /etc/subuid and /etc/subgid.
     """
+
+
+class PolicyDenied(EciError):
+    """The proxy refused a Docker API request; ``str(error)`` is what the Docker CLI prints.
+
+    ``rule`` names the policy rule (for the audit log); ``status`` is the HTTP status sent.
+    To allow what was refused, an admin changes ``admin-settings.json`` (or turns ECI off).
+    """
+
+    def __init__(self, rule: str, message: str, status: int = 403) -> None:
+        self.rule = rule
+        self.status = status
+        super().__init__(message)
+
+
+#: Why a host namespace cannot be shared (the wording of Docker ECI / sysbox).
+USERNS_REASON = "(because they use the linux user-namespace for isolation)"
+
+
+def host_namespaces_message(kinds: list[str]) -> str:
+    """The sysbox/Docker ECI text for sharing host namespaces; ``network`` has its own."""
+    if "network" in kinds:
+        return f"sysbox containers can't share a network namespace with the host {USERNS_REASON}"
+    return (
+        f"sysbox containers can't share namespaces [{' '.join(kinds)}] with the host "
+        f"{USERNS_REASON}"
+    )
+
+
+ECI_PREFIX = "enhanced container isolation: "
+
+
+def restricted_mount_message(path: str) -> str:
+    return f"{ECI_PREFIX}can't mount {path} because it's configured as a restricted host mount"
+
+
+def socket_mount_message(image: str) -> str:
+    return (
+        f'{ECI_PREFIX}docker socket mount denied for container with image "{image}"; image is '
+        "not in the allowed list; if you wish to allow it, configure the docker socket image "
+        "list in the Docker admin settings."
+    )

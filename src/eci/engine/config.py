@@ -56,6 +56,9 @@ def dockerd_config(layout: EngineLayout, options: EngineOptions) -> str:
         "default-runtime": RUNTIME_NAME if options.eci_enabled else "runc",
         "registry-mirrors": [f"http://{options.registry_address}"],
         "features": {"buildkit": True},
+        # BuildKit builds arrive over the hijacked /grpc stream, where the proxy cannot
+        # read the solve request: dockerd itself refuses the entitlements that escape.
+        "builder": {"entitlements": {"network-host": False, "security-insecure": False}},
     }
     return json.dumps(config, indent=2, sort_keys=True) + "\n"
 

@@ -78,10 +78,8 @@ COMPONENTS: tuple[Component, ...] = (
             sys.executable,
             "-m",
             "eci.proxy",
-            "--listen",
-            str(lay.user_socket),
-            "--upstream",
-            str(lay.raw_socket),
+            "--state-dir",
+            str(lay.state_dir),
             "--group",
             USER_SOCKET_GROUP,
         ],
@@ -243,6 +241,7 @@ def _apply_settings(
     reloads the default runtime); new containers get the new setting at once."""
     _write_configs(layout, state, settings)
     os.kill(state.processes["dockerd"].pid, signal.SIGHUP)
+    os.kill(state.processes["proxy"].pid, signal.SIGHUP)  # re-reads effective-settings.json
     state.settings = settings.to_json()
     state.eci_enabled = settings.eci_enabled
     save_state(layout.state_file, state)

@@ -94,6 +94,11 @@ class EngineLayout:
     def runtime_config(self) -> Path:
         return self.config_dir / "runtime.conf"
 
+    @property
+    def audit_log(self) -> Path:
+        """JSON lines, one per request the proxy refused (root only)."""
+        return self.log_dir / "audit.jsonl"
+
     def log_file(self, component: str) -> Path:
         return self.log_dir / f"{component}.log"
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 
-from eci.errors import SpecRefused
+from eci.errors import SpecRefused, host_namespaces_message
 from eci.runtime.mountinfo import is_under
 
 # The shim imports this on every container start: no typing/dataclasses at run time (they cost
@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from typing import Any
 
 RANGE_SIZE = 65536
-USERNS_REASON = "(because they use the linux user-namespace for isolation)"
 #: Namespaces a container must have of its own, as named in the OCI spec and in error texts.
 PRIVATE_NAMESPACES = ("pid", "ipc", "uts", "mount")
 PING_GROUP_RANGE = "net.ipv4.ping_group_range"
@@ -75,15 +74,10 @@ def refuse_host_namespaces(spec: Spec, ctx: SpecContext) -> None:
     own = {ns["type"] for ns in _namespaces(spec) if ns.get("type")}
     host = set(ctx.host_namespace_paths)
     if "network" not in own or "network" in host:
-        raise SpecRefused(
-            f"sysbox containers can't share a network namespace with the host {USERNS_REASON}"
-        )
+        raise SpecRefused(host_namespaces_message(["network"]))
     shared = [t for t in PRIVATE_NAMESPACES if t not in own or t in host]
     if shared:
-        raise SpecRefused(
-            f"sysbox containers can't share namespaces [{' '.join(shared)}] with "
-            f"the host {USERNS_REASON}"
-        )
+        raise SpecRefused(host_namespaces_message(shared))
 
 
 def own_user_namespace(spec: Spec, ctx: SpecContext) -> None:

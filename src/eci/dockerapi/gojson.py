@@ -1,0 +1,128 @@
+"""Decode a JSON body the way Go's ``encoding/json`` reads it into dockerd's structs.
+
+Go matches object keys to struct fields case-insensitively (``hostconfig`` fills
+``HostConfig``, and so does ``HOSTCONFIG``; Go's folding also maps U+212A KELVIN SIGN to
+``k`` and U+017F LONG S to ``s``), and when two keys fill the same field the last one wins
+and, for nested structs, *merges into* the first. A policy that reads ``body["HostConfig"]``
+would be fooled by all of that. Here:
+
+- objects are ``GoObject`` s: ``field(name)`` looks a struct field up with Go's folding;
+  two keys that fold to the same field make the body ambiguous and it is refused
+  (``AmbiguousBody``) instead of guessing which one dockerd keeps;
+- map-typed values (``Labels``, ``DriverOpts``…) keep their exact keys (Go maps are
+  case-sensitive); an exactly repeated key keeps the last value, as in Go;
+- only UTF-8 is accepted, and so are only the JSON values Go accepts (no NaN/Infinity); one
+  top-level value, nothing but whitespace after it.
+
+Invariant (tested with hypothesis): ``decode`` returns a value or raises ``BodyError``;
+nothing else escapes.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+__all__ = ["AmbiguousBody", "BodyError", "GoObject", "InvalidBody", "decode", "fold"]
+
+_GO_FOLDS = {"\u212a": "k", "\u017f": "s"}
+
+
+class BodyError(ValueError):
+    """The body cannot be read the way dockerd would read it; the request is refused."""
+
+
+class InvalidBody(BodyError):
+    """Not JSON that dockerd would accept."""
+
+
+class AmbiguousBody(BodyError):
+    """Two keys fill the same struct field; which one dockerd keeps is not worth guessing."""
+
+
+def fold(key: str) -> str:
+    """Go's case folding of a field name, reduced to what can match an ASCII field name."""
+    return "".join(_GO_FOLDS.get(c, c.lower() if c.isascii() else c) for c in key)
+
+
+class GoObject(dict[str, Any]):
+    """A JSON object with its exact keys, plus Go-style field lookup."""
+
+    def field(self, name: str) -> Any:
+        """The value Go would decode into field ``name`` (``None`` when absent or null)."""
+        wanted = fold(name)
+        keys = [k for k in self if fold(k) == wanted]
+        if len(keys) > 1:
+            raise AmbiguousBody(f"keys {keys!r} all set the field {name!r}")
+        return self[keys[0]] if keys else None
+
+    def field_keys(self, name: str) -> list[str]:
+        """Every key that fills field ``name`` (so a rewrite can replace all of them)."""
+        wanted = fold(name)
+        return [k for k in self if fold(k) == wanted]
+
+    def obj(self, name: str) -> GoObject | None:
+        """Field ``name`` as an object; a present non-object value is invalid for a struct."""
+        value = self.field(name)
+        if value is None or isinstance(value, GoObject):
+            return value
+        raise InvalidBody(f"field {name!r} must be an object, not {type(value).__name__}")
+
+    def array(self, name: str) -> list[Any]:
+        """Field ``name`` as a list (absent or null: empty)."""
+        value = self.field(name)
+        if value is None:
+            return []
+        if isinstance(value, list):
+            return value
+        raise InvalidBody(f"field {name!r} must be a list, not {type(value).__name__}")
+
+    def string(self, name: str) -> str:
+        """Field ``name`` as a string (absent or null: empty)."""
+        value = self.field(name)
+        if value is None:
+            return ""
+        if isinstance(value, str):
+            return value
+        raise InvalidBody(f"field {name!r} must be a string, not {type(value).__name__}")
+
+    def flag(self, name: str) -> bool:
+        value = self.field(name)
+        if value is None:
+            return False
+        if isinstance(value, bool):
+            return value
+        raise InvalidBody(f"field {name!r} must be a boolean, not {type(value).__name__}")
+
+
+def _object(pairs: list[tuple[str, Any]]) -> GoObject:
+    obj = GoObject()
+    for key, value in pairs:
+        obj.pop(key, None)  # an exact repeat: the last one wins, in the last position
+        obj[key] = value
+    return obj
+
+
+def _no_constant(name: str) -> Any:
+    raise InvalidBody(f"{name} is not JSON")
+
+
+def decode(body: bytes) -> Any:
+    """Decode one JSON value (see module doc); objects become ``GoObject``."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidBody(f"body is not UTF-8: {exc}") from exc
+    try:
+        return json.loads(text, object_pairs_hook=_object, parse_constant=_no_constant)
+    except RecursionError as exc:
+        raise InvalidBody("body nests too deeply") from exc
+    except ValueError as exc:  # JSONDecodeError, and int() over Python's digit limit
+        if isinstance(exc, BodyError):
+            raise
+        raise InvalidBody(f"body is not valid JSON: {exc}") from exc
+
+
+def encode(value: Any) -> bytes:
+    """Serialize a (possibly rewritten) body back to JSON for dockerd."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")

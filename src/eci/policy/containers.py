@@ -1,0 +1,193 @@
+"""Rules for creating, starting, updating and exec-ing into containers."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from eci.dockerapi import gojson
+from eci.dockerapi.gojson import GoObject, InvalidBody
+from eci.dockerapi.imageref import InvalidReference, is_image_id, parse_reference
+from eci.dockerapi.request import ApiRequest
+from eci.errors import ECI_PREFIX, PolicyDenied, host_namespaces_message
+from eci.policy.context import PolicyContext
+from eci.policy.decision import Allow, Decision, Rewrite
+from eci.policy.facts import Facts, FactsQuery
+from eci.policy.mounts import HostMount, host_mounts, volumes_from
+
+#: Namespace modes of HostConfig, by the name used in error texts.
+NAMESPACE_MODES = (
+    ("pid", "PidMode"),
+    ("ipc", "IpcMode"),
+    ("uts", "UTSMode"),
+    ("network", "NetworkMode"),
+)
+#: Resources a `container update` must not touch: they would reach host devices or cgroups.
+UPDATE_FORBIDDEN = ("Devices", "DeviceCgroupRules", "DeviceRequests", "CgroupParent")
+BUILTIN_NETWORKS = {"", "default", "bridge", "none", "host"}
+
+
+def body_object(request: ApiRequest) -> GoObject:
+    body = request.json
+    if not isinstance(body, GoObject):
+        raise InvalidBody("the request body must be a JSON object")
+    return body
+
+
+def host_configs(body: GoObject) -> list[GoObject]:
+    """The inner ``HostConfig`` and the body itself: dockerd reads HostConfig fields from the
+    top level when there is no inner one (a legacy form), so both are policed."""
+    inner = body.obj("HostConfig")
+    return [inner, body] if inner is not None else [body]
+
+
+def image_name(body: GoObject) -> str:
+    """The image as the socket-mount message names it (repository, no tag)."""
+    image = body.string("Image")
+    if is_image_id(image):
+        return image
+    try:
+        return parse_reference(image).repository
+    except InvalidReference:
+        return image
+
+
+def _container_ref(mode: str) -> str | None:
+    kind, sep, ref = mode.partition(":")
+    return ref if sep and kind.lower() == "container" and ref else None
+
+
+def create_facts(request: ApiRequest) -> FactsQuery:
+    body = body_object(request)
+    hcs = host_configs(body)
+    containers = set(volumes_from(hcs))
+    networks: set[str] = set()
+    for hc in hcs:
+        for _, field in NAMESPACE_MODES:
+            mode = hc.string(field)
+            if ref := _container_ref(mode):
+                containers.add(ref)
+            elif field == "NetworkMode" and mode.lower() not in BUILTIN_NETWORKS:
+                networks.add(mode)
+    networking = body.obj("NetworkingConfig")
+    endpoints = networking.obj("EndpointsConfig") if networking else None
+    networks.update(k for k in (endpoints or {}) if k.lower() not in BUILTIN_NETWORKS)
+    mounts = list(host_mounts(body, hcs))
+    return FactsQuery(
+        containers=frozenset(containers),
+        volumes=frozenset(m.volume for m in mounts if m.volume),
+        networks=frozenset(networks),
+        paths=frozenset(m.path for m in mounts if m.path),
+    )
+
+
+def _not_eci(ref: str, facts: Facts, ctx: PolicyContext) -> str | None:
+    """The runtime of container ``ref`` if it exists and is not an ECI container."""
+    found = facts.containers.get(ref)
+    if found is not None and found.runtime != ctx.runtime:
+        return found.runtime or "default"
+    return None
+
+
+def check_namespaces(hcs: list[GoObject], body: GoObject, facts: Facts, ctx: PolicyContext) -> None:
+    shared: list[str] = []
+    for hc in hcs:
+        for kind, field in NAMESPACE_MODES:
+            mode = hc.string(field)
+            driver = facts.network_drivers.get(mode) if field == "NetworkMode" else None
+            if mode.lower() == "host" or driver == "host":
+                shared.append(kind)
+            elif (ref := _container_ref(mode)) and (runtime := _not_eci(ref, facts, ctx)):
+                raise PolicyDenied(
+                    "shared-namespace",
+                    f"{ECI_PREFIX}can't share the {kind} namespace of container {ref!r}: it "
+                    f"is not an enhanced-isolation container (runtime {runtime})",
+                )
+    networking = body.obj("NetworkingConfig")
+    endpoints = networking.obj("EndpointsConfig") if networking else None
+    for name in endpoints or {}:
+        if name.lower() == "host" or facts.network_drivers.get(name) == "host":
+            shared.append("network")
+    if shared:
+        kinds = list(dict.fromkeys(shared))
+        raise PolicyDenied("host-namespace", host_namespaces_message(kinds))
+
+
+def check_mounts(mounts: list[HostMount], image: str, facts: Facts, ctx: PolicyContext) -> None:
+    for mount in mounts:
+        if mount.path is not None:
+            ctx.host_paths.check(mount.path, facts.real_paths.get(mount.path), image)
+        elif mount.volume is not None and (device := facts.volume_devices.get(mount.volume)):
+            ctx.host_paths.check(device, facts.real_paths.get(device), image)
+
+
+def check_volumes_from(hcs: list[GoObject], image: str, facts: Facts, ctx: PolicyContext) -> None:
+    for ref in volumes_from(hcs):
+        found = facts.containers.get(ref)
+        for mount in found.mounts if found else ():
+            if mount.type == "bind":
+                ctx.host_paths.check(mount.source, facts.real_paths.get(mount.source), image)
+
+
+def force_runtime(body: GoObject, ctx: PolicyContext) -> Decision:
+    """Set the runtime in the HostConfig dockerd will use (inner, else the top level)."""
+    body = copy.deepcopy(body)  # the request stays as it came; the rewrite is a new body
+    inner = body.obj("HostConfig")
+    target = inner if inner is not None else body
+    keys = target.field_keys("Runtime")
+    if keys == ["Runtime"] and target["Runtime"] == ctx.runtime:
+        return Allow()
+    for key in keys:
+        del target[key]
+    target["Runtime"] = ctx.runtime
+    return Rewrite(gojson.encode(body), f"runtime forced to {ctx.runtime}")
+
+
+def create(request: ApiRequest, ctx: PolicyContext, facts: Facts) -> Decision:
+    body = body_object(request)
+    hcs = host_configs(body)
+    image = image_name(body)
+    check_namespaces(hcs, body, facts, ctx)
+    check_mounts(list(host_mounts(body, hcs)), image, facts, ctx)
+    check_volumes_from(hcs, image, facts, ctx)
+    return force_runtime(body, ctx)
+
+
+def start(request: ApiRequest, ctx: PolicyContext, facts: Facts) -> Decision:
+    """API < 1.24 let `start` carry a HostConfig (binds, privileges): only an empty one passes."""
+    if request.body.strip() in (b"", b"{}", b"null"):
+        return Allow()
+    raise PolicyDenied(
+        "start-hostconfig",
+        f"{ECI_PREFIX}a HostConfig in the container start request (API before v1.24) is not "
+        "allowed; give it when creating the container",
+    )
+
+
+def update(request: ApiRequest, ctx: PolicyContext, facts: Facts) -> Decision:
+    body = body_object(request)
+    for field in UPDATE_FORBIDDEN:
+        value: Any = body.field(field)
+        if value:
+            raise PolicyDenied(
+                "container-update",
+                f"{ECI_PREFIX}container update may not change {field}: it would weaken the "
+                "container's isolation",
+            )
+    return Allow()
+
+
+def exec_facts(request: ApiRequest) -> FactsQuery:
+    return FactsQuery(containers=frozenset({request.param("id")}))
+
+
+def exec_create(request: ApiRequest, ctx: PolicyContext, facts: Facts) -> Decision:
+    body = body_object(request)
+    target = request.param("id")
+    if body.flag("Privileged") and (runtime := _not_eci(target, facts, ctx)):
+        raise PolicyDenied(
+            "privileged-exec",
+            f"{ECI_PREFIX}privileged exec into container {target!r} is not allowed: it is not "
+            f"an enhanced-isolation container (runtime {runtime})",
+        )
+    return Allow()

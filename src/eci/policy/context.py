@@ -1,0 +1,81 @@
+"""What the policy is configured with: ECI on/off, the runtime name, the protected host paths."""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass, field
+
+from eci.errors import PolicyDenied, restricted_mount_message, socket_mount_message
+
+#: Spellings of one directory: a path under either is checked under both.
+PATH_ALIASES: tuple[tuple[str, str], ...] = (("/var/run", "/run"), ("/var/lock", "/run/lock"))
+
+#: The host's own Docker and containerd, always protected, whatever engine eci runs.
+SYSTEM_RESTRICTED: tuple[str, ...] = (
+    "/etc/docker",
+    "/var/lib/docker",
+    "/etc/containerd",
+    "/var/lib/containerd",
+    "/run/containerd",
+    "/run/docker",
+    "/etc/eci",
+    "/var/lib/eci",
+    "/run/eci",
+)
+SYSTEM_DOCKER_SOCKETS: tuple[str, ...] = ("/run/docker.sock",)
+
+
+def _parts(path: str) -> tuple[str, ...]:
+    return tuple(p for p in path.split("/") if p)
+
+
+def within(path: str, root: str) -> bool:
+    """Whole-component containment: ``/procfoo`` is not within ``/proc``."""
+    inner, outer = _parts(path), _parts(root)
+    return inner[: len(outer)] == outer
+
+
+def spellings(path: str) -> set[str]:
+    """``path`` normalized, plus its other spellings through ``PATH_ALIASES``."""
+    norm = posixpath.normpath("/" + path)
+    norm = "/" + norm.lstrip("/")
+    found = {norm}
+    for a, b in PATH_ALIASES:
+        for src, dst in ((a, b), (b, a)):
+            if within(norm, src):
+                rest = _parts(norm)[len(_parts(src)) :]
+                found.add("/".join((dst, *rest)))
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class HostPaths:
+    """Host paths no container may mount: ``restricted`` (with everything below and above
+    them: mounting ``/`` or ``/var`` would expose them too) and the Docker sockets (any
+    spelling of the daemon's socket: the socket-mount rule, with the socket error text)."""
+
+    restricted: tuple[str, ...] = SYSTEM_RESTRICTED
+    docker_sockets: tuple[str, ...] = SYSTEM_DOCKER_SOCKETS
+
+    def check(self, given: str, resolved: str | None, image: str) -> None:
+        """Raise ``PolicyDenied`` if mounting host path ``given`` (``resolved`` on the host)
+        would expose a protected path. ``image`` names the container's image for the
+        socket-mount message."""
+        candidates = spellings(given) | (spellings(resolved) if resolved else set())
+        sockets = {s for sock in self.docker_sockets for s in spellings(sock)}
+        if candidates & sockets:
+            raise PolicyDenied("docker-socket-mount", socket_mount_message(image))
+        protected = {s for p in (*self.restricted, *self.docker_sockets) for s in spellings(p)}
+        for path in candidates:
+            for root in protected:
+                if within(path, root) or within(root, path):
+                    raise PolicyDenied("restricted-mount", restricted_mount_message(given))
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyContext:
+    """The policy's configuration, built by the proxy from the engine layout and settings."""
+
+    eci_enabled: bool
+    runtime: str = "sysbox-runc"
+    host_paths: HostPaths = field(default_factory=HostPaths)

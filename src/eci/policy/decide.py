@@ -1,0 +1,107 @@
+"""The route table: every known (method, route) has a deliberate decision.
+
+Reads (GET/HEAD) of routes not in the table are allowed: they change nothing and dockerd
+answers 404 for what it does not know. Anything else not in the table is refused: a new
+write endpoint must be reviewed before eci lets it through.
+
+Invariant: ``decide`` returns a decision for any request; a body it cannot read the way
+dockerd would is a 400 refusal, never an exception.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from eci.dockerapi.gojson import BodyError
+from eci.dockerapi.request import ApiRequest
+from eci.errors import ECI_PREFIX, PolicyDenied
+from eci.policy import containers, resources
+from eci.policy.context import PolicyContext
+from eci.policy.decision import Allow, Decision, Deny
+from eci.policy.facts import Facts, FactsQuery
+
+Rule = Callable[[ApiRequest, PolicyContext, Facts], Decision]
+FactsRule = Callable[[ApiRequest], FactsQuery]
+
+
+def allow(request: ApiRequest, ctx: PolicyContext, facts: Facts) -> Decision:
+    return Allow()
+
+
+#: Routes with a rule; every other route of ``dockerapi.routes`` is allowed (``ALLOWED``).
+RULES: dict[str, Rule] = {
+    "container.create": containers.create,
+    "container.start": containers.start,
+    "container.update": containers.update,
+    "container.exec_create": containers.exec_create,
+    "volume.create": resources.volume_create,
+    "network.connect": resources.network_connect,
+    "build.build": resources.build,
+    "plugin.pull": resources.plugin_install,
+    "plugin.create": resources.plugin_install,
+    "plugin.enable": resources.plugin_install,
+    "plugin.upgrade": resources.plugin_install,
+    "plugin.set": resources.plugin_install,
+    "service.create": resources.service,
+    "service.update": resources.service,
+}
+
+FACTS: dict[str, FactsRule] = {
+    "container.create": containers.create_facts,
+    "container.exec_create": containers.exec_facts,
+    "volume.create": resources.volume_create_facts,
+    "network.connect": resources.network_connect_facts,
+    "service.create": resources.service_facts,
+    "service.update": resources.service_facts,
+}
+
+#: Content types dockerd parses as form values (merged into the query): never let a body
+#: smuggle query parameters past the rules.
+FORM_TYPES = ("application/x-www-form-urlencoded",)
+
+
+def _media_type(content_type: str | None) -> str:
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def facts_needed(request: ApiRequest, ctx: PolicyContext) -> FactsQuery:
+    """What to look up before ``decide``; nothing when ECI is off or the body is unreadable
+    (``decide`` will refuse it)."""
+    rule = FACTS.get(request.route_name or "")
+    if not ctx.eci_enabled or rule is None:
+        return FactsQuery()
+    try:
+        return rule(request)
+    except BodyError:
+        return FactsQuery()
+
+
+def _rule(request: ApiRequest) -> Rule:
+    if request.route is None:
+        if request.method in ("GET", "HEAD"):
+            return allow
+        raise PolicyDenied(
+            "unknown-route",
+            f"{ECI_PREFIX}API request {request.describe()} is not known to eci; it refuses "
+            "requests that could change the engine until they are reviewed",
+        )
+    return RULES.get(request.route.name, allow)
+
+
+def decide(request: ApiRequest, ctx: PolicyContext, facts: Facts | None = None) -> Decision:
+    """The decision for one request (see module doc)."""
+    if not ctx.eci_enabled:
+        return Allow()
+    try:
+        if _media_type(request.content_type) in FORM_TYPES and request.method != "GET":
+            raise PolicyDenied(
+                "form-body",
+                f"{ECI_PREFIX}form-encoded request bodies are not accepted "
+                f"({request.content_type!r})",
+                400,
+            )
+        return _rule(request)(request, ctx, facts or Facts())
+    except PolicyDenied as denied:
+        return Deny(denied.rule, str(denied), denied.status)
+    except BodyError as bad:
+        return Deny("unreadable-body", f"{ECI_PREFIX}request body refused: {bad}", 400)

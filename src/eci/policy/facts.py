@@ -1,0 +1,46 @@
+"""Engine state a decision depends on, looked up by the proxy before the policy decides.
+
+The policy names what it needs (``FactsQuery``); the proxy fetches it from dockerd and
+resolves host paths; the policy then decides on ``Facts`` without doing any IO itself. A
+container or volume that does not exist maps to ``None`` (dockerd will refuse the request).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class MountFact:
+    type: str
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerFacts:
+    id: str
+    runtime: str
+    mounts: tuple[MountFact, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class FactsQuery:
+    containers: frozenset[str] = frozenset()
+    volumes: frozenset[str] = frozenset()
+    networks: frozenset[str] = frozenset()
+    paths: frozenset[str] = frozenset()
+
+    def __bool__(self) -> bool:
+        return bool(self.containers or self.volumes or self.networks or self.paths)
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    containers: Mapping[str, ContainerFacts | None] = field(default_factory=dict)
+    #: volume name -> the host path its local driver binds (``device`` option), or None
+    volume_devices: Mapping[str, str | None] = field(default_factory=dict)
+    #: network name or id -> driver ("host", "bridge", …); None when it does not exist
+    network_drivers: Mapping[str, str | None] = field(default_factory=dict)
+    #: absolute host path as given -> the path with symlinks resolved on the host
+    real_paths: Mapping[str, str] = field(default_factory=dict)

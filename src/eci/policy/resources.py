@@ -1,0 +1,101 @@
+"""Rules for volumes, networks, builds, plugins and swarm services."""
+
+from __future__ import annotations
+
+from eci.dockerapi.gojson import GoObject, InvalidBody
+from eci.dockerapi.request import ApiRequest
+from eci.errors import ECI_PREFIX, PolicyDenied, host_namespaces_message
+from eci.policy.containers import body_object, check_mounts, image_name
+from eci.policy.context import PolicyContext
+from eci.policy.decision import Allow, Decision
+from eci.policy.facts import Facts, FactsQuery
+from eci.policy.mounts import HostMount, device_option, from_mounts
+
+LOCAL_DRIVERS = ("", "local")
+
+
+def volume_device(request: ApiRequest) -> str | None:
+    body = body_object(request)
+    if body.string("Driver").lower() not in LOCAL_DRIVERS:
+        return None
+    return device_option(body.obj("DriverOpts"))
+
+
+def volume_create_facts(request: ApiRequest) -> FactsQuery:
+    device = volume_device(request)
+    return FactsQuery(paths=frozenset({device} if device else set()))
+
+
+def volume_create(request: ApiRequest, ctx: PolicyContext, facts: Facts) -> Decision:
+    """A local volume with ``device=/path`` (``o=bind``) is a host mount by another name."""
+    if device := volume_device(request):
+        ctx.host_paths.check(device, facts.real_paths.get(device), "volume")
+    return Allow()
+
+
+def network_connect_facts(request: ApiRequest) -> FactsQuery:
+    return FactsQuery(networks=frozenset({request.param("id")}))
+
+
+def network_connect(request: ApiRequest, ctx: PolicyContext, facts: Facts) -> Decision:
+    network = request.param("id")
+    if network.lower() == "host" or facts.network_drivers.get(network) == "host":
+        raise PolicyDenied("host-namespace", host_namespaces_message(["network"]))
+    return Allow()
+
+
+def build(request: ApiRequest, ctx: PolicyContext, facts: Facts) -> Decision:
+    """Legacy-builder options in the query; BuildKit's entitlements are off in dockerd."""
+    if any(v.lower() == "host" for v in request.target.query_values("networkmode")):
+        raise PolicyDenied("build-host-network", f"{ECI_PREFIX}builds may not use the host network")
+    return Allow()
+
+
+def plugin_install(request: ApiRequest, ctx: PolicyContext, facts: Facts) -> Decision:
+    raise PolicyDenied(
+        "plugin-install",
+        f"{ECI_PREFIX}installing, enabling or configuring engine plugins is not allowed "
+        "(plugins run with the engine's full host privileges)",
+    )
+
+
+def _task_template(body: GoObject) -> GoObject:
+    return body.obj("TaskTemplate") or GoObject()
+
+
+def service_mounts(request: ApiRequest) -> list[HostMount]:
+    spec = _task_template(body_object(request)).obj("ContainerSpec")
+    return list(from_mounts(spec.array("Mounts"))) if spec else []
+
+
+def service_facts(request: ApiRequest) -> FactsQuery:
+    mounts = service_mounts(request)
+    body = body_object(request)
+    networks = [
+        n.string("Target")
+        for n in (*_task_template(body).array("Networks"), *body.array("Networks"))
+        if isinstance(n, GoObject)
+    ]
+    return FactsQuery(
+        volumes=frozenset(m.volume for m in mounts if m.volume),
+        paths=frozenset(m.path for m in mounts if m.path),
+        networks=frozenset(n for n in networks if n),
+    )
+
+
+def service(request: ApiRequest, ctx: PolicyContext, facts: Facts) -> Decision:
+    """Swarm tasks run with the default runtime (sysbox-runc); what is checked is what a
+    service can ask beyond a container: host mounts, the host network, plugin tasks."""
+    body = body_object(request)
+    template = _task_template(body)
+    if template.obj("PluginSpec") is not None or template.string("Runtime").lower() == "plugin":
+        return plugin_install(request, ctx, facts)
+    for entry in (*template.array("Networks"), *body.array("Networks")):
+        if not isinstance(entry, GoObject):
+            raise InvalidBody("Networks entries must be objects")
+        target = entry.string("Target")
+        if target.lower() == "host" or facts.network_drivers.get(target) == "host":
+            raise PolicyDenied("host-namespace", host_namespaces_message(["network"]))
+    spec = template.obj("ContainerSpec") or GoObject()
+    check_mounts(service_mounts(request), image_name(spec), facts, ctx)
+    return Allow()

@@ -1,0 +1,326 @@
+"""One client connection of the policing proxy.
+
+Theory of operation. Each request on the connection is parsed with h11 (a fresh server-side
+parser per request, fed what was left over from the previous one, so keep-alive and
+pipelined requests are each parsed and policed). The target is normalized and routed by
+``dockerapi``; the body of every route except the streaming ones (build context, archives,
+image tarballs) is read whole, up to the body limit, before anything is forwarded. The policy
+decides; the proxy looks up what the decision needs first (``FactsQuery``).
+
+What reaches dockerd is re-serialized by h11 from what was parsed, never the client's raw
+bytes: the normalized target, the policed (or rewritten) body with its own Content-Length.
+So a body hidden behind ``Content-Length: 0``, a second request smuggled in a body, or a
+framing dockerd would read differently cannot get past the policy.
+
+Responses are relayed as dockerd sent them, unbuffered, with backpressure; an h11 client
+parser reads along only to find where each response ends. Hijacked routes (attach, exec
+start, /session, /grpc) become a raw bidirectional pipe with half-close once dockerd
+switches protocols (101) or starts the raw stream (200).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote, urlencode
+
+import h11
+
+from eci.dockerapi.request import ApiRequest, parse_request
+from eci.dockerapi.routes import Body
+from eci.dockerapi.target import BadTarget
+from eci.errors import ECI_PREFIX
+from eci.policy import Allow, Deny, PolicyContext, Rewrite, decide, facts_needed
+from eci.proxy.audit import AuditLog
+from eci.proxy.peer import peer_of
+from eci.proxy.streams import CHUNK, pipe_both_ways
+from eci.proxy.upstream import LookupFailed, gather_facts
+
+MAX_HEAD = 64 * 1024
+#: Headers the proxy sets itself on the forwarded request.
+_FRAMING = {b"content-length", b"transfer-encoding", b"expect"}
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
+
+
+class Outcome(enum.Enum):
+    """How a relayed response ended; decides what happens to the connection next."""
+
+    KEEP_ALIVE = "keep-alive"
+    CLOSE = "close"
+    HIJACKED = "hijacked"
+
+
+@dataclass
+class ProxyConfig:
+    upstream: Path
+    policy: PolicyContext
+    audit: AuditLog
+    body_limit: int
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _target_for_upstream(request: ApiRequest) -> str:
+    """The normalized target: dockerd routes exactly what the policy decided on."""
+    target = request.target
+    path = (f"/v{target.version}" if target.version else "") + quote(target.path, safe=_PATH_SAFE)
+    pairs = [(k, v) for k, values in target.query.items() for v in values]
+    return path + ("?" + urlencode(pairs) if pairs else "")
+
+
+def _stream_length(event: h11.Request) -> int | None:
+    """The client's own framing of a streamed body: ``None`` for chunked (h11 prefers
+    chunked when both are sent, and so does the forwarded request)."""
+    if any(n == b"transfer-encoding" for n, _ in event.headers):
+        return None
+    return next((int(v) for n, v in event.headers if n == b"content-length"), 0)
+
+
+class ClientConnection:
+    def __init__(
+        self, config: ProxyConfig, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        self.config = config
+        self.reader = reader
+        self.writer = writer
+        self.peer = peer_of(writer)
+        self.pending = b""  # client bytes read ahead of the parser (pipelined requests)
+        self.client_eof = False
+        self.upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+
+    # ---- client side -------------------------------------------------------------------
+    async def _next_event(self, conn: h11.Connection) -> h11.Event | type[h11.PAUSED]:
+        while True:
+            event = conn.next_event()
+            if event is not h11.NEED_DATA:
+                return event  # type: ignore[return-value]
+            data = await self.reader.read(CHUNK)
+            conn.receive_data(data)
+
+    async def _send(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def _respond(
+        self, conn: h11.Connection, status: int, message: str, close: bool = False
+    ) -> None:
+        body = json.dumps({"message": message}).encode()
+        headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+        if close:
+            headers.append(("Connection", "close"))
+        with contextlib.suppress(h11.LocalProtocolError):
+            await self._send(
+                conn.send(h11.Response(status_code=status, headers=headers))
+                + conn.send(h11.Data(data=body))
+                + conn.send(h11.EndOfMessage())
+            )
+
+    async def _read_body(self, conn: h11.Connection) -> bytes:
+        if conn.client_is_waiting_for_100_continue:
+            await self._send(conn.send(h11.InformationalResponse(status_code=100, headers=[])))
+        body = bytearray()
+        while True:
+            event = await self._next_event(conn)
+            if isinstance(event, h11.Data):
+                body += event.data
+                if len(body) > self.config.body_limit:
+                    raise _TooLarge
+            elif isinstance(event, h11.EndOfMessage):
+                return bytes(body)
+            else:
+                raise h11.RemoteProtocolError(f"unexpected {event!r} in a request body")
+
+    # ---- upstream side -----------------------------------------------------------------
+    async def _upstream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if self.upstream is None:
+            self.upstream = await asyncio.open_unix_connection(str(self.config.upstream))
+        return self.upstream
+
+    def _drop_upstream(self) -> None:
+        if self.upstream is not None:
+            self.upstream[1].close()
+            self.upstream = None
+
+    async def _watch_client(self) -> None:
+        """While a response streams: read ahead (pipelined requests), and pass a client's
+        EOF on to dockerd, which ends `logs -f`/`events` as it would for a direct client."""
+        while len(self.pending) < self.config.body_limit:
+            data = await self.reader.read(CHUNK)
+            if not data:
+                self.client_eof = True
+                if self.upstream is not None and self.upstream[1].can_write_eof():
+                    with contextlib.suppress(OSError):
+                        self.upstream[1].write_eof()
+                return
+            self.pending += data
+
+    async def _relay_response(self, client_conn: h11.Connection, hijack: bool) -> Outcome:
+        up_reader, _ = await self._upstream()
+        watcher = asyncio.create_task(self._watch_client()) if not hijack else None
+        try:
+            while True:
+                event = client_conn.next_event()
+                if event is h11.NEED_DATA:
+                    data = await up_reader.read(CHUNK)
+                    if data:
+                        await self._send(data)
+                    client_conn.receive_data(data)
+                elif isinstance(event, h11.InformationalResponse):
+                    if event.status_code == 101:
+                        return Outcome.HIJACKED
+                elif isinstance(event, h11.Response):
+                    if hijack and event.status_code == 200:
+                        return Outcome.HIJACKED
+                elif isinstance(event, h11.EndOfMessage):
+                    return (
+                        Outcome.KEEP_ALIVE
+                        if client_conn.their_state is h11.DONE and client_conn.our_state is h11.DONE
+                        else Outcome.CLOSE
+                    )
+                elif isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
+                    return Outcome.CLOSE
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
+
+    # ---- one request -------------------------------------------------------------------
+    def _audit(self, request: ApiRequest | None, method: str, target: str, deny: Deny) -> None:
+        route = request.target.path if request is not None else target
+        self.config.audit.refused(self.peer, method, route, deny)
+
+    async def _refuse(
+        self,
+        conn: h11.Connection,
+        request: ApiRequest | None,
+        event: h11.Request,
+        deny: Deny,
+        close: bool = False,
+    ) -> None:
+        method, target = event.method.decode(), event.target.decode("latin-1")
+        self._audit(request, method, target, deny)
+        await self._respond(conn, deny.status, deny.message, close=close)
+
+    async def _decide(self, request: ApiRequest) -> Allow | Deny | Rewrite:
+        policy = self.config.policy
+        query = facts_needed(request, policy)
+        try:
+            facts = await gather_facts(self.config.upstream, query) if query else None
+        except (LookupFailed, OSError) as exc:
+            return Deny("lookup-failed", f"{ECI_PREFIX}cannot check the request: {exc}", 503)
+        return decide(request, policy, facts)
+
+    def _forward_head(
+        self, event: h11.Request, request: ApiRequest, length: int | None
+    ) -> list[tuple[bytes, bytes]]:
+        headers = [(n, v) for n, v in event.headers if n not in _FRAMING]
+        if not any(n == b"host" for n, _ in headers):
+            headers.append((b"host", b"docker"))
+        if length is None:
+            headers.append((b"transfer-encoding", b"chunked"))
+        else:
+            headers.append((b"content-length", str(length).encode()))
+        return headers
+
+    async def _one_request(self, conn: h11.Connection, event: h11.Request) -> Outcome:
+        content_type = next(
+            (v.decode("latin-1") for n, v in event.headers if n == b"content-type"), None
+        )
+        try:
+            request = parse_request(event.method.decode("ascii"), event.target, b"", content_type)
+        except BadTarget as exc:
+            await self._refuse(conn, None, event, Deny("bad-target", f"{ECI_PREFIX}{exc}", 400))
+            return Outcome.CLOSE
+        route = request.route.route if request.route else None
+        streaming = route is not None and route.body is Body.STREAM
+        if not streaming:
+            try:
+                body = await self._read_body(conn)
+            except _TooLarge:
+                deny = Deny(
+                    "body-too-large",
+                    f"{ECI_PREFIX}request body is larger than the proxy's limit of "
+                    f"{self.config.body_limit} bytes; refused",
+                    413,
+                )
+                await self._refuse(conn, request, event, deny, close=True)
+                return Outcome.CLOSE
+            request = parse_request(event.method.decode("ascii"), event.target, body, content_type)
+
+        decision = await self._decide(request)
+        if isinstance(decision, Deny):
+            await self._refuse(conn, request, event, decision, close=streaming)
+            done = conn.our_state is h11.DONE and conn.their_state is h11.DONE
+            return Outcome.KEEP_ALIVE if done else Outcome.CLOSE
+
+        body = decision.body if isinstance(decision, Rewrite) else request.body
+        length = _stream_length(event) if streaming else len(body)
+        upstream_conn = h11.Connection(h11.CLIENT)
+        head = h11.Request(
+            method=request.method,
+            target=_target_for_upstream(request),
+            headers=self._forward_head(event, request, length),
+        )
+        _, up_writer = await self._upstream()
+        up_writer.write(upstream_conn.send(head))
+        if streaming:
+            if conn.client_is_waiting_for_100_continue:
+                await self._send(conn.send(h11.InformationalResponse(status_code=100, headers=[])))
+            while not isinstance(ev := await self._next_event(conn), h11.EndOfMessage):
+                if not isinstance(ev, h11.Data):
+                    raise h11.RemoteProtocolError(f"unexpected {ev!r} in a request body")
+                up_writer.write(upstream_conn.send(ev))
+                await up_writer.drain()
+        elif body:
+            up_writer.write(upstream_conn.send(h11.Data(data=body)))
+        up_writer.write(upstream_conn.send(h11.EndOfMessage()))
+        await up_writer.drain()
+
+        outcome = await self._relay_response(upstream_conn, route is not None and route.hijack)
+        if outcome is Outcome.HIJACKED:
+            leftover = conn.trailing_data[0] + self.pending
+            if leftover:
+                up_writer.write(leftover)
+        return outcome
+
+    # ---- the connection ----------------------------------------------------------------
+    async def serve(self) -> None:
+        try:
+            while True:
+                conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
+                if self.pending:  # (receive_data(b"") would mean EOF)
+                    conn.receive_data(self.pending)
+                    self.pending = b""
+                if self.client_eof:
+                    conn.receive_data(b"")
+                try:
+                    event = await self._next_event(conn)
+                    if not isinstance(event, h11.Request):
+                        return  # ConnectionClosed: the client is done
+                    outcome = await self._one_request(conn, event)
+                except h11.RemoteProtocolError as exc:
+                    status = exc.error_status_hint
+                    await self._respond(
+                        conn, status, f"{ECI_PREFIX}bad HTTP request: {exc}", close=True
+                    )
+                    return
+                if outcome is Outcome.HIJACKED:
+                    assert self.upstream is not None
+                    await pipe_both_ways((self.reader, self.writer), self.upstream)
+                    return
+                if outcome is Outcome.CLOSE:
+                    return
+                self.pending = conn.trailing_data[0] + self.pending
+                self.client_eof = self.client_eof or conn.trailing_data[1]
+        except (ConnectionError, OSError):
+            return
+        finally:
+            self._drop_upstream()
+            self.writer.close()

@@ -1,0 +1,99 @@
+"""Serve the user-facing socket: one ``ClientConnection`` task per client, policy settings
+reloaded on SIGHUP, clean stop on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import grp
+import json
+import os
+import signal
+import stat
+import sys
+from pathlib import Path
+
+from eci.engine.layout import EngineLayout
+from eci.policy import HostPaths, PolicyContext
+from eci.policy.context import SYSTEM_DOCKER_SOCKETS, SYSTEM_RESTRICTED
+from eci.proxy.audit import AuditLog
+from eci.proxy.connection import ClientConnection, ProxyConfig
+
+DEFAULT_BODY_LIMIT = 16 * 1024 * 1024
+
+
+class SettingsUnreadable(Exception):
+    """The effective-settings snapshot cannot be read: the proxy does not start (fail
+    closed) or, on reload, keeps the settings it has."""
+
+
+def policy_context(layout: EngineLayout) -> PolicyContext:
+    """ECI on/off from the snapshot ``eci up`` wrote; protected paths from the layout."""
+    try:
+        data = json.loads(layout.settings_snapshot.read_text())
+        enabled = data["enhancedContainerIsolation"]["value"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise SettingsUnreadable(f"{layout.settings_snapshot}: {exc}") from exc
+    if not isinstance(enabled, bool):
+        raise SettingsUnreadable(f"{layout.settings_snapshot}: value is not a boolean")
+    paths = HostPaths(
+        restricted=(*SYSTEM_RESTRICTED, str(layout.state_dir), str(layout.run_dir)),
+        docker_sockets=(*SYSTEM_DOCKER_SOCKETS, str(layout.user_socket)),
+    )
+    return PolicyContext(eci_enabled=enabled, host_paths=paths)
+
+
+def _prepare_socket_path(path: Path) -> None:
+    """Remove a stale socket left by a crash; refuse to delete anything that is not a socket."""
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise SystemExit(f"eci proxy: {path} exists and is not a socket; refusing to replace it")
+    path.unlink()
+
+
+class Proxy:
+    def __init__(self, layout: EngineLayout, group: str, body_limit: int) -> None:
+        self.layout = layout
+        self.group = group
+        self.config = ProxyConfig(
+            upstream=layout.raw_socket,
+            policy=policy_context(layout),
+            audit=AuditLog(layout.audit_log),
+            body_limit=body_limit,
+        )
+        # asyncio holds tasks only weakly: a connection whose client has half-closed could
+        # be garbage-collected mid-stream, losing a container's last output.
+        self.connections: set[asyncio.Task[None]] = set()
+
+    def reload(self) -> None:
+        try:
+            self.config.policy = policy_context(self.layout)
+        except SettingsUnreadable as exc:
+            print(f"eci proxy: reload failed, keeping the current settings: {exc}", file=sys.stderr)
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self.connections.add(task)
+            task.add_done_callback(self.connections.discard)
+        await ClientConnection(self.config, reader, writer).serve()
+
+    async def serve(self, listen: Path, mode: int = 0o660) -> None:
+        _prepare_socket_path(listen)
+        server = await asyncio.start_unix_server(self._client, path=str(listen))
+        os.chown(listen, 0, grp.getgrnam(self.group).gr_gid)
+        os.chmod(listen, mode)
+        inode = listen.stat().st_ino
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stopping.set)
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
+        async with server:
+            await stopping.wait()
+        with contextlib.suppress(FileNotFoundError):
+            if listen.stat().st_ino == inode:
+                listen.unlink()

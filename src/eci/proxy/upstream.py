@@ -1,0 +1,111 @@
+"""Talking to dockerd's root-only socket: opening connections and the lookups the policy
+asks for (``FactsQuery`` → ``Facts``)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import h11
+
+from eci.policy import ContainerFacts, Facts, FactsQuery, MountFact
+
+CHUNK = 256 * 1024
+
+
+class LookupFailed(Exception):
+    """dockerd could not answer a lookup the decision depends on: the request is refused."""
+
+
+async def get_json(socket_path: Path, target: str) -> tuple[int, Any]:
+    """One ``GET`` on a fresh connection: (status, decoded JSON or None)."""
+    reader, writer = await asyncio.open_unix_connection(str(socket_path))
+    try:
+        conn = h11.Connection(h11.CLIENT)
+        writer.write(
+            conn.send(h11.Request(method="GET", target=target, headers=[("Host", "docker")]))
+            + conn.send(h11.EndOfMessage())
+        )
+        status, body = 0, bytearray()
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                conn.receive_data(await reader.read(CHUNK))
+            elif isinstance(event, h11.Response):
+                status = event.status_code
+            elif isinstance(event, h11.Data):
+                body += event.data
+            elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
+                break
+        return status, json.loads(body) if body else None
+    except (h11.ProtocolError, ValueError, OSError) as exc:
+        raise LookupFailed(f"GET {target}: {exc}") from exc
+    finally:
+        writer.close()
+
+
+async def _lookup(socket_path: Path, kind: str, name: str) -> Any:
+    status, data = await get_json(
+        socket_path, f"/{kind}/{quote(name, safe='')}" + ("/json" if kind == "containers" else "")
+    )
+    if status == 404:
+        return None
+    if status != 200 or not isinstance(data, dict):
+        raise LookupFailed(f"looking up {kind[:-1]} {name!r}: dockerd answered {status}")
+    return data
+
+
+def _container(data: dict[str, Any]) -> ContainerFacts:
+    mounts = tuple(
+        MountFact(str(m.get("Type", "")), str(m.get("Source", "")))
+        for m in data.get("Mounts") or []
+    )
+    runtime = str((data.get("HostConfig") or {}).get("Runtime") or "")
+    return ContainerFacts(str(data.get("Id", "")), runtime, mounts)
+
+
+def _volume_device(data: dict[str, Any]) -> str | None:
+    if str(data.get("Driver", "local")) != "local":
+        return None
+    device = (data.get("Options") or {}).get("device")
+    return device if isinstance(device, str) and device.startswith("/") else None
+
+
+async def gather_facts(socket_path: Path, query: FactsQuery) -> Facts:
+    """Look everything in ``query`` up (concurrently); resolve host paths with symlinks."""
+    containers, volumes, networks = (
+        sorted(query.containers),
+        sorted(query.volumes),
+        sorted(query.networks),
+    )
+    results = await asyncio.gather(
+        *(_lookup(socket_path, "containers", c) for c in containers),
+        *(_lookup(socket_path, "volumes", v) for v in volumes),
+        *(_lookup(socket_path, "networks", n) for n in networks),
+    )
+    found_c = results[: len(containers)]
+    found_v = results[len(containers) : len(containers) + len(volumes)]
+    found_n = results[len(containers) + len(volumes) :]
+    container_facts = {
+        c: _container(d) if d else None for c, d in zip(containers, found_c, strict=True)
+    }
+    volume_devices = {
+        v: _volume_device(d) if d else None for v, d in zip(volumes, found_v, strict=True)
+    }
+    network_drivers = {
+        n: str(d.get("Driver", "")) if d else None for n, d in zip(networks, found_n, strict=True)
+    }
+    paths = set(query.paths)
+    paths.update(d for d in volume_devices.values() if d)
+    for facts in container_facts.values():
+        paths.update(m.source for m in facts.mounts if m.type == "bind") if facts else None
+    return Facts(
+        containers=container_facts,
+        volume_devices=volume_devices,
+        network_drivers=network_drivers,
+        real_paths={p: os.path.realpath(p) for p in paths},
+    )
