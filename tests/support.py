@@ -36,12 +36,25 @@ class EngineHandle:
     def eci(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return run([ECI, *args, "--state-dir", str(self.layout.state_dir)], check=check)
 
+    @property
+    def raw_docker_host(self) -> str:
+        return f"unix://{self.layout.raw_socket}"
+
     def docker(
-        self, *args: str, user: str | None = TEST_USER, check: bool = True, cli: str = "docker"
+        self,
+        *args: str,
+        user: str | None = TEST_USER,
+        check: bool = True,
+        cli: str = "docker",
+        direct: bool = False,
     ) -> subprocess.CompletedProcess[str]:
         """The real Docker CLI against the user-facing socket, by default as the unprivileged
-        test user (who eci protects the host from)."""
-        argv = [cli, "-H", self.docker_host, *args]
+        test user (who eci protects the host from). ``direct``: as root on dockerd's own
+        socket, past the proxy (controls, and the runtime's defence in depth)."""
+        host = self.raw_docker_host if direct else self.docker_host
+        argv = [cli, "-H", host, *args]
+        if direct:
+            user = None
         if user is not None:
             argv = ["runuser", "-u", user, "--", *argv]
         return run(argv, check=check)

@@ -127,6 +127,7 @@ def test_verify_passes_built_rows_and_marks_the_rest_not_yet(engine: EngineHandl
         by_capability.setdefault(row["capability"], set()).add(row["status"])
     assert by_capability.pop("engine") == {"pass"}
     assert by_capability.pop("runtime") == {"pass"}
+    assert by_capability.pop("proxy") == {"pass"}
     assert by_capability, "the table must still list capabilities that are not built"
     assert all(statuses == {"not yet"} for statuses in by_capability.values())
     uid_map = next(r for r in rows if "uid_map" in r["check"])

@@ -21,6 +21,7 @@ from tests.support import (
     write_settings,
 )
 
+from eci.errors import host_namespaces_message
 from eci.host.processes import processes_mentioning
 
 pytestmark = pytest.mark.engine
@@ -83,10 +84,30 @@ def test_missing_explicit_admin_file_is_refused(fresh: EngineHandle) -> None:
     assert not fresh.layout.state_file.exists()
 
 
+def _create_with_host_pid(engine: EngineHandle) -> str:
+    """Ask the user socket for a --pid=host container of an image that does not exist: the
+    proxy refuses it when ECI is on; otherwise dockerd itself answers (no such image)."""
+    body = json.dumps({"Image": "eci-no-such-image:1", "HostConfig": {"PidMode": "host"}})
+    return run(
+        [
+            "curl",
+            "-s",
+            "--unix-socket",
+            str(engine.layout.user_socket),
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            body,
+            "http://docker/v1.41/containers/create",
+        ]
+    ).stdout
+
+
 def test_eci_off_then_on_by_reload(fresh: EngineHandle) -> None:
     settings = write_settings(fresh.admin_settings.parent, ECI_OFF_LOCKED)
     assert "ECI OFF" in fresh.eci("up", "--admin-settings", str(settings)).stdout
     assert "Default Runtime: runc" in fresh.docker("info").stdout
+    assert "No such image" in _create_with_host_pid(fresh)  # the proxy passes it through
     pids = fresh.status()["processes"]
 
     write_settings(fresh.admin_settings.parent, ECI_ON_LOCKED)
@@ -99,6 +120,7 @@ def test_eci_off_then_on_by_reload(fresh: EngineHandle) -> None:
         if "Default Runtime: sysbox-runc" in info:
             break
     assert "Default Runtime: sysbox-runc" in info
+    assert host_namespaces_message(["pid"]) in _create_with_host_pid(fresh)  # proxy reloaded
 
 
 def test_crash_recovery_and_clean_down(fresh: EngineHandle) -> None:

@@ -1,7 +1,9 @@
 """The runtime shim through the real Docker CLI, each point proven against plain runc first.
 
-Plain runc is the control: `--runtime=runc` reaches runc unchanged (until the proxy forces the
-eci runtime), so the same action is shown to work there before eci is shown to refuse it.
+Plain runc is the control: `--runtime=runc` on dockerd's own socket (the proxy would force the
+eci runtime) reaches runc unchanged, so the same action is shown to work there before eci is
+shown to refuse it. What the proxy already refuses is sent past it too (``direct``), to prove
+the shim's defence in depth on its own.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from pathlib import Path
 
 import pytest
 from tests.support import EngineHandle, live_ranges, run, uid_map
+
+from eci.errors import restricted_mount_message
 
 pytestmark = pytest.mark.engine
 
@@ -34,9 +38,25 @@ RUNC_MOUNT_CONTROL = [
 
 
 def sh(
-    engine: EngineHandle, script: str, *options: str, check: bool = True, image: str = "busybox"
+    engine: EngineHandle,
+    script: str,
+    *options: str,
+    check: bool = True,
+    image: str = "busybox",
+    direct: bool = False,
 ) -> str:
-    result = engine.docker("run", "--rm", *options, image, "sh", "-c", script, check=check)
+    """Run ``script`` in a new container; runc controls always go to dockerd directly."""
+    result = engine.docker(
+        "run",
+        "--rm",
+        *options,
+        image,
+        "sh",
+        "-c",
+        script,
+        check=check,
+        direct=direct or RUNC in options,
+    )
     return result.stdout if check else result.stdout + result.stderr
 
 
@@ -96,7 +116,7 @@ def test_running_containers_get_disjoint_ranges_released_on_removal(engine: Engi
         assert all(b - a >= 65536 for a, b in itertools.pairwise(ordered))
         assert len(live_ranges(engine.layout)) == len(before) + 3
     finally:
-        engine.docker("rm", "-f", *names)
+        engine.docker("rm", "-f", *names, direct=True)
     assert live_ranges(engine.layout) == before
 
 
@@ -175,8 +195,10 @@ def test_bind_mounted_root_owned_dir_is_not_writable(
 
 def test_host_root_bind_cannot_touch_etc(engine: EngineHandle) -> None:
     target = f"/host/etc/eci-escape-{secrets.token_hex(4)}"
-    refused = sh(engine, f"touch {target}", "-v", "/:/host", check=False)
-    assert "Permission denied" in refused
+    at_proxy = sh(engine, f"touch {target}", "-v", "/:/host", check=False)
+    assert restricted_mount_message("/") in at_proxy
+    in_shim = sh(engine, f"touch {target}", "-v", "/:/host", check=False, direct=True)
+    assert "Permission denied" in in_shim
     assert not Path(target.removeprefix("/host")).exists()
 
 
@@ -255,9 +277,12 @@ def test_cgroup_namespace_hides_the_host_hierarchy(engine: EngineHandle) -> None
 def test_host_namespaces_are_refused(engine: EngineHandle, option: str, message: str) -> None:
     assert sh(engine, "echo ok", RUNC, option).strip() == "ok"
     before = live_ranges(engine.layout)
-    refused = engine.docker("run", "--rm", option, "busybox", "true", check=False)
-    assert refused.returncode != 0
-    assert message in refused.stderr
+    for direct in (False, True):  # the proxy refuses it, and so does the shim on its own
+        refused = engine.docker(
+            "run", "--rm", option, "busybox", "true", check=False, direct=direct
+        )
+        assert refused.returncode != 0
+        assert message in refused.stderr
     assert live_ranges(engine.layout) == before
 
 
@@ -301,7 +326,15 @@ def test_symlink_planted_in_a_volume_cannot_redirect_an_idmapped_bind(engine: En
             == "host-etc"
         )
         refused = engine.docker(
-            "run", "--rm", "-v", f"{source}:/x", "busybox", "touch", "/x/eci-pwned", check=False
+            "run",
+            "--rm",
+            "-v",
+            f"{source}:/x",
+            "busybox",
+            "touch",
+            "/x/eci-pwned",
+            check=False,
+            direct=True,  # the proxy refuses the data-root path outright
         )
         assert refused.returncode != 0
         assert "beneath" in refused.stderr  # openat2 refused the symlink
@@ -352,10 +385,21 @@ def test_recursive_binds_of_the_host_root_do_not_copy_other_containers_mounts(
         growth = []
         for name in names:
             before = count()
-            engine.docker("run", "-d", "--name", name, "-v", "/:/h:ro", "busybox", "sleep", "300")
+            engine.docker(
+                "run",
+                "-d",
+                "--name",
+                name,
+                "-v",
+                "/:/h:ro",
+                "busybox",
+                "sleep",
+                "300",
+                direct=True,  # the proxy refuses `/` (it holds the engine's own state)
+            )
             growth.append(count() - before)
         # Each copy of / still holds dockerd's own few mounts per earlier container (linear),
         # but never the earlier copies themselves (which would double the table each time).
         assert growth[2] < 1.5 * growth[0], growth
     finally:
-        engine.docker("rm", "-f", *names)
+        engine.docker("rm", "-f", *names, direct=True)

@@ -139,6 +139,44 @@ def status(state_dir: StateDir = None, as_json: AsJson = False) -> None:
         raise typer.Exit(3)
 
 
+@app.command("audit-log")
+def audit_log(
+    state_dir: StateDir = None,
+    as_json: AsJson = False,
+    last: Annotated[int, typer.Option("--last", "-n", help="Show only the last N refusals.")] = 0,
+) -> None:
+    """Show the requests the proxy refused (time, peer uid/pid, route, rule, reason)."""
+    path = EngineLayout.for_state_dir(state_dir).audit_log
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        lines = []
+    except OSError as exc:
+        raise _fail(EciError(f"cannot read the audit log {path}: {exc}")) from exc
+    records = []
+    for number, line in enumerate(lines, 1):
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            records.append({"time": "?", "reason": f"unreadable line {number} of {path}"})
+    records = records[-last:] if last > 0 else records
+    if as_json:
+        _print_json(records)
+        return
+    if not records:
+        out.print(f"no refusals recorded in {path}", highlight=False)
+        return
+    for r in records:  # one line per refusal: readable in any terminal, and greppable
+        out.print(
+            f"{r.get('time', '?')} uid={r.get('uid', '?')} pid={r.get('pid', '?')} "
+            f"{r.get('method', '')} {r.get('route', '')} [{r.get('rule', '')}] "
+            f"{r.get('reason', '')}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+
+
 @app.command()
 def env(state_dir: StateDir = None) -> None:
     """Print the shell line that points the Docker CLI at eci: eval "$(eci env)"."""

@@ -17,10 +17,11 @@ import docker
 import docker.errors
 
 from eci.engine.layout import RUNTIME_NAME, EngineLayout
+from eci.errors import host_namespaces_message, restricted_mount_message
 
 #: Capabilities that exist in this build. Each later capability adds its name here together with
 #: the `run` functions of its rows.
-BUILT_FEATURES = frozenset({"engine", "runtime"})
+BUILT_FEATURES = frozenset({"engine", "runtime", "proxy"})
 
 
 class Status(Enum):
@@ -130,7 +131,7 @@ def _ro_bind_remount(t: Target) -> Outcome:
             t.image,
             ["sh", "-c", "mount -o remount,rw /ro 2>&1 && echo REMOUNTED || echo refused"],
             privileged=True,
-            volumes={"/etc": {"bind": "/ro", "mode": "ro"}},
+            volumes={"/usr": {"bind": "/ro", "mode": "ro"}},
             remove=True,
         )
         .decode()
@@ -138,6 +139,40 @@ def _ro_bind_remount(t: Target) -> Outcome:
         .splitlines()[-1]
     )
     return Outcome(out == "refused" if t.eci_enabled else out == "REMOUNTED", out)
+
+
+def _refusal(t: Target, **options: object) -> str | None:
+    """The daemon's error message if creating a container with ``options`` is refused."""
+    try:
+        t.client.containers.run(t.image, ["true"], remove=True, **options)
+    except docker.errors.APIError as exc:
+        return str(exc.explanation)
+    return None
+
+
+def _host_namespaces(t: Target) -> Outcome:
+    refusals = [_refusal(t, pid_mode="host"), _refusal(t, network_mode="host")]
+    observed = "; ".join(r or "ran" for r in refusals)
+    if t.eci_enabled:
+        expected = [host_namespaces_message(["pid"]), host_namespaces_message(["network"])]
+        return Outcome(refusals == expected, observed)
+    return Outcome(refusals == [None, None], observed)
+
+
+def _runc_and_userns_host_ignored(t: Target) -> Outcome:
+    out = t.client.containers.run(
+        t.image, ["cat", "/proc/self/uid_map"], runtime="runc", userns_mode="host", remove=True
+    )
+    observed = " ".join(out.decode().split())
+    host_map = observed == "0 0 4294967295"
+    return Outcome(not host_map if t.eci_enabled else host_map, observed)
+
+
+def _restricted_mount(t: Target) -> Outcome:
+    refusal = _refusal(t, volumes={"/etc/docker": {"bind": "/x", "mode": "ro"}})
+    if t.eci_enabled:
+        return Outcome(refusal == restricted_mount_message("/etc/docker"), refusal or "ran")
+    return Outcome(refusal is None, refusal or "ran")
 
 
 def _echo_ok(t: Target) -> Outcome:
@@ -170,8 +205,27 @@ TABLE: tuple[Check, ...] = (
         "same",
         _two_containers,
     ),
-    Check("docker run --pid=host / --network=host", "proxy", "refused with ECI texts", "runs"),
-    Check("docker run --runtime=runc / --userns=host", "proxy", "still isolated", "obeyed"),
+    Check(
+        "docker run --pid=host / --network=host",
+        "proxy",
+        "refused with ECI texts",
+        "runs",
+        _host_namespaces,
+    ),
+    Check(
+        "docker run --runtime=runc --userns=host",
+        "proxy",
+        "still isolated",
+        "obeyed",
+        _runc_and_userns_host_ignored,
+    ),
+    Check(
+        "-v /etc/docker:/x (restricted host mount)",
+        "proxy",
+        "refused",
+        "runs",
+        _restricted_mount,
+    ),
     Check(
         "-v /var/run/docker.sock:/var/run/docker.sock docker:cli",
         "socket-mount",
