@@ -37,6 +37,7 @@ RULES: dict[str, Rule] = {
     "volume.create": resources.volume_create,
     "network.connect": resources.network_connect,
     "build.build": resources.build,
+    "session.grpc": resources.buildkit,
     "plugin.pull": resources.plugin_install,
     "plugin.create": resources.plugin_install,
     "plugin.enable": resources.plugin_install,

@@ -44,8 +44,24 @@ def network_connect(request: ApiRequest, ctx: PolicyContext, facts: Facts) -> De
     return Allow()
 
 
+BUILDKIT_REFUSED = (
+    f"{ECI_PREFIX}BuildKit builds are refused: this engine's BuildKit runs RUN steps with "
+    "plain runc as host root, outside eci's user namespaces; build with the classic builder "
+    "(DOCKER_BUILDKIT=0), whose RUN steps are isolated containers"
+)
+
+
+def buildkit(request: ApiRequest, ctx: PolicyContext, facts: Facts) -> Decision:
+    """dockerd 20.10's embedded BuildKit executes RUN with its own runc, never the configured
+    runtime: until eci isolates those steps, BuildKit solves (``/build?version=2``, ``/grpc``)
+    are refused. ``/session`` stays open: the classic builder uses it to sync the context."""
+    raise PolicyDenied("buildkit", BUILDKIT_REFUSED)
+
+
 def build(request: ApiRequest, ctx: PolicyContext, facts: Facts) -> Decision:
-    """Legacy-builder options in the query; BuildKit's entitlements are off in dockerd."""
+    """Classic-builder options in the query (its RUN steps run under the default runtime)."""
+    if any(v.strip() == "2" for v in request.target.query_values("version")):
+        return buildkit(request, ctx, facts)
     if any(v.lower() == "host" for v in request.target.query_values("networkmode")):
         raise PolicyDenied("build-host-network", f"{ECI_PREFIX}builds may not use the host network")
     return Allow()
