@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import enum
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
@@ -38,7 +38,7 @@ from eci.policy import Allow, Deny, PolicyContext, Rewrite, decide, facts_needed
 from eci.proxy.audit import AuditLog
 from eci.proxy.peer import peer_of
 from eci.proxy.streams import CHUNK, pipe_both_ways
-from eci.proxy.upstream import LookupFailed, gather_facts
+from eci.proxy.upstream import LookupFailed, Stream, UpstreamPool, gather_facts
 
 MAX_HEAD = 64 * 1024
 #: Headers the proxy sets itself on the forwarded request.
@@ -52,6 +52,8 @@ class Outcome(enum.Enum):
     KEEP_ALIVE = "keep-alive"
     CLOSE = "close"
     HIJACKED = "hijacked"
+    #: a reused upstream connection was closed before any response byte: send again
+    STALE = "stale"
 
 
 @dataclass
@@ -60,6 +62,10 @@ class ProxyConfig:
     policy: PolicyContext
     audit: AuditLog
     body_limit: int
+    pool: UpstreamPool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.pool = UpstreamPool(self.upstream)
 
 
 class _TooLarge(Exception):
@@ -92,7 +98,10 @@ class ClientConnection:
         self.peer = peer_of(writer)
         self.pending = b""  # client bytes read ahead of the parser (pipelined requests)
         self.client_eof = False
-        self.upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        self.upstream: Stream | None = None
+        self.upstream_reused = False
+        #: the upstream connection ended its last response cleanly: it may serve another client
+        self.upstream_clean = False
 
     # ---- client side -------------------------------------------------------------------
     async def _next_event(self, conn: h11.Connection) -> h11.Event | type[h11.PAUSED]:
@@ -137,14 +146,17 @@ class ClientConnection:
                 raise h11.RemoteProtocolError(f"unexpected {event!r} in a request body")
 
     # ---- upstream side -----------------------------------------------------------------
-    async def _upstream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def _upstream(self) -> Stream:
         if self.upstream is None:
-            self.upstream = await asyncio.open_unix_connection(str(self.config.upstream))
+            self.upstream, self.upstream_reused = await self.config.pool.acquire()
         return self.upstream
 
     def _drop_upstream(self) -> None:
         if self.upstream is not None:
-            self.upstream[1].close()
+            if self.upstream_clean:
+                self.config.pool.release(self.upstream)
+            else:
+                self.upstream[1].close()
             self.upstream = None
 
     async def _watch_client(self) -> None:
@@ -154,6 +166,7 @@ class ClientConnection:
             data = await self.reader.read(CHUNK)
             if not data:
                 self.client_eof = True
+                self.upstream_clean = False
                 if self.upstream is not None and self.upstream[1].can_write_eof():
                     with contextlib.suppress(OSError):
                         self.upstream[1].write_eof()
@@ -163,12 +176,14 @@ class ClientConnection:
     async def _relay_response(self, client_conn: h11.Connection, hijack: bool) -> Outcome:
         up_reader, _ = await self._upstream()
         watcher = asyncio.create_task(self._watch_client()) if not hijack else None
+        received = False
         try:
             while True:
                 event = client_conn.next_event()
                 if event is h11.NEED_DATA:
                     data = await up_reader.read(CHUNK)
                     if data:
+                        received = True
                         await self._send(data)
                     client_conn.receive_data(data)
                 elif isinstance(event, h11.InformationalResponse):
@@ -178,13 +193,13 @@ class ClientConnection:
                     if hijack and event.status_code == 200:
                         return Outcome.HIJACKED
                 elif isinstance(event, h11.EndOfMessage):
-                    return (
-                        Outcome.KEEP_ALIVE
-                        if client_conn.their_state is h11.DONE and client_conn.our_state is h11.DONE
-                        else Outcome.CLOSE
-                    )
-                elif isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
+                    if client_conn.their_state is h11.DONE and client_conn.our_state is h11.DONE:
+                        self.upstream_clean = client_conn.trailing_data == (b"", False)
+                        return Outcome.KEEP_ALIVE
                     return Outcome.CLOSE
+                elif isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
+                    stale = not received and self.upstream_reused
+                    return Outcome.STALE if stale else Outcome.CLOSE
         finally:
             if watcher is not None:
                 watcher.cancel()
@@ -262,33 +277,49 @@ class ClientConnection:
 
         body = decision.body if isinstance(decision, Rewrite) else request.body
         length = _stream_length(event) if streaming else len(body)
-        upstream_conn = h11.Connection(h11.CLIENT)
         head = h11.Request(
             method=request.method,
             target=_target_for_upstream(request),
             headers=self._forward_head(event, request, length),
         )
-        _, up_writer = await self._upstream()
-        up_writer.write(upstream_conn.send(head))
-        if streaming:
-            if conn.client_is_waiting_for_100_continue:
-                await self._send(conn.send(h11.InformationalResponse(status_code=100, headers=[])))
-            while not isinstance(ev := await self._next_event(conn), h11.EndOfMessage):
-                if not isinstance(ev, h11.Data):
-                    raise h11.RemoteProtocolError(f"unexpected {ev!r} in a request body")
-                up_writer.write(upstream_conn.send(ev))
+        hijack = route is not None and route.hijack
+        while True:
+            self.upstream_clean = False
+            upstream_conn = h11.Connection(h11.CLIENT)
+            _, up_writer = await self._upstream()
+            up_writer.write(upstream_conn.send(head))
+            if streaming:
+                await self._stream_body(conn, upstream_conn, up_writer)
+            elif body:
+                up_writer.write(upstream_conn.send(h11.Data(data=body)))
+            up_writer.write(upstream_conn.send(h11.EndOfMessage()))
+            try:
                 await up_writer.drain()
-        elif body:
-            up_writer.write(upstream_conn.send(h11.Data(data=body)))
-        up_writer.write(upstream_conn.send(h11.EndOfMessage()))
-        await up_writer.drain()
-
-        outcome = await self._relay_response(upstream_conn, route is not None and route.hijack)
+                outcome = await self._relay_response(upstream_conn, hijack)
+            except ConnectionError:
+                if streaming or not self.upstream_reused:
+                    raise
+                outcome = Outcome.STALE
+            if outcome is not Outcome.STALE or streaming:
+                break
+            self._drop_upstream()  # dockerd closed the idle connection: once more, fresh
         if outcome is Outcome.HIJACKED:
             leftover = conn.trailing_data[0] + self.pending
             if leftover:
                 up_writer.write(leftover)
         return outcome
+
+    async def _stream_body(
+        self, conn: h11.Connection, upstream_conn: h11.Connection, up_writer: asyncio.StreamWriter
+    ) -> None:
+        """Relay a streamed request body (build context, archive, image tarball) as it comes."""
+        if conn.client_is_waiting_for_100_continue:
+            await self._send(conn.send(h11.InformationalResponse(status_code=100, headers=[])))
+        while not isinstance(event := await self._next_event(conn), h11.EndOfMessage):
+            if not isinstance(event, h11.Data):
+                raise h11.RemoteProtocolError(f"unexpected {event!r} in a request body")
+            up_writer.write(upstream_conn.send(event))
+            await up_writer.drain()
 
     # ---- the connection ----------------------------------------------------------------
     async def serve(self) -> None:

@@ -17,6 +17,39 @@ from eci.policy import ContainerFacts, Facts, FactsQuery, MountFact
 CHUNK = 256 * 1024
 
 
+Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+class UpstreamPool:
+    """Idle keep-alive connections to dockerd, handed to the next client.
+
+    The Docker CLI opens a new connection per command; reusing an idle upstream saves a
+    connect per request. Only connections whose last response ended cleanly come back here;
+    one that dockerd closed meanwhile is noticed (EOF) and dropped, and a request that finds
+    its reused connection dead is sent again on a fresh one."""
+
+    def __init__(self, path: Path, size: int = 16) -> None:
+        self.path = path
+        self.size = size
+        self.idle: list[Stream] = []
+
+    async def acquire(self) -> tuple[Stream, bool]:
+        """A connection and whether it was reused."""
+        while self.idle:
+            reader, writer = self.idle.pop()
+            if not reader.at_eof() and not writer.is_closing():
+                return (reader, writer), True
+            writer.close()
+        return await asyncio.open_unix_connection(str(self.path)), False
+
+    def release(self, stream: Stream) -> None:
+        reader, writer = stream
+        if len(self.idle) < self.size and not reader.at_eof() and not writer.is_closing():
+            self.idle.append(stream)
+        else:
+            writer.close()
+
+
 class LookupFailed(Exception):
     """dockerd could not answer a lookup the decision depends on: the request is refused."""
 
