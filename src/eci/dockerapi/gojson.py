@@ -10,7 +10,11 @@ would be fooled by all of that. Here:
   two keys that fold to the same field make the body ambiguous and it is refused
   (``AmbiguousBody``) instead of guessing which one dockerd keeps;
 - map-typed values (``Labels``, ``DriverOpts``…) keep their exact keys (Go maps are
-  case-sensitive); an exactly repeated key keeps the last value, as in Go;
+  case-sensitive); a key repeated exactly in one object is refused too: Go decodes a
+  repeated struct or map field *into* the first one (merging them), which no last-wins
+  reading can reproduce;
+- the proxy forwards the body re-encoded from what was parsed here, so dockerd never reads
+  bytes the policy did not;
 - only UTF-8 is accepted, and so are only the JSON values Go accepts (no NaN/Infinity); one
   top-level value, nothing but whitespace after it.
 
@@ -98,7 +102,8 @@ class GoObject(dict[str, Any]):
 def _object(pairs: list[tuple[str, Any]]) -> GoObject:
     obj = GoObject()
     for key, value in pairs:
-        obj.pop(key, None)  # an exact repeat: the last one wins, in the last position
+        if key in obj:  # Go would merge a repeated struct or map into the first one
+            raise AmbiguousBody(f"key {key!r} appears twice in one object")
         obj[key] = value
     return obj
 

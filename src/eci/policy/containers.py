@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import posixpath
 from typing import Any
 
 from eci.dockerapi import gojson
@@ -10,10 +11,10 @@ from eci.dockerapi.gojson import GoObject, InvalidBody
 from eci.dockerapi.imageref import InvalidReference, is_image_id, parse_reference
 from eci.dockerapi.request import ApiRequest
 from eci.errors import ECI_PREFIX, PolicyDenied, host_namespaces_message
-from eci.policy.context import PolicyContext
+from eci.policy.context import PolicyContext, within
 from eci.policy.decision import Allow, Decision, Rewrite
 from eci.policy.facts import Facts, FactsQuery
-from eci.policy.mounts import HostMount, host_mounts, volumes_from
+from eci.policy.mounts import HostMount, host_mounts, local_volume_source, volumes_from
 
 #: Namespace modes of HostConfig, by the name used in error texts.
 NAMESPACE_MODES = (
@@ -22,6 +23,8 @@ NAMESPACE_MODES = (
     ("uts", "UTSMode"),
     ("network", "NetworkMode"),
 )
+#: HostConfig fields a create must leave empty: a cgroup outside the engine's own tree
+CREATE_FORBIDDEN = ("CgroupParent",)
 #: Resources a `container update` must not touch: they would reach host devices or cgroups.
 UPDATE_FORBIDDEN = ("Devices", "DeviceCgroupRules", "DeviceRequests", "CgroupParent")
 BUILTIN_NETWORKS = {"", "default", "bridge", "none", "host"}
@@ -117,7 +120,9 @@ def check_mounts(mounts: list[HostMount], image: str, facts: Facts, ctx: PolicyC
     for mount in mounts:
         if mount.path is not None:
             ctx.host_paths.check(mount.path, facts.real_paths.get(mount.path), image)
-        elif mount.volume is not None and (device := facts.volume_devices.get(mount.volume)):
+        elif mount.volume is not None and (
+            device := local_volume_source(facts.volume_options.get(mount.volume))
+        ):
             ctx.host_paths.check(device, facts.real_paths.get(device), image)
 
 
@@ -135,8 +140,6 @@ def force_runtime(body: GoObject, ctx: PolicyContext) -> Decision:
     inner = body.obj("HostConfig")
     target = inner if inner is not None else body
     keys = target.field_keys("Runtime")
-    if keys == ["Runtime"] and target["Runtime"] == ctx.runtime:
-        return Allow()
     for key in keys:
         del target[key]
     target["Runtime"] = ctx.runtime
@@ -148,20 +151,35 @@ def create(request: ApiRequest, ctx: PolicyContext, facts: Facts) -> Decision:
     hcs = host_configs(body)
     image = image_name(body)
     check_namespaces(hcs, body, facts, ctx)
+    for hc in hcs:
+        for field in CREATE_FORBIDDEN:
+            if hc.field(field):
+                raise PolicyDenied(
+                    "container-create",
+                    f"{ECI_PREFIX}containers may not set {field}: it would move them out of "
+                    "the engine's cgroup",
+                )
     check_mounts(list(host_mounts(body, hcs)), image, facts, ctx)
     check_volumes_from(hcs, image, facts, ctx)
     return force_runtime(body, ctx)
 
 
 def start(request: ApiRequest, ctx: PolicyContext, facts: Facts) -> Decision:
-    """API < 1.24 let `start` carry a HostConfig (binds, privileges): only an empty one passes."""
-    if request.body.strip() in (b"", b"{}", b"null"):
-        return Allow()
-    raise PolicyDenied(
-        "start-hostconfig",
-        f"{ECI_PREFIX}a HostConfig in the container start request (API before v1.24) is not "
-        "allowed; give it when creating the container",
-    )
+    """API < 1.24 let `start` carry a HostConfig (binds, privileges): only an empty one passes.
+
+    The container's bind sources are checked again, resolved now: dockerd mounts them at
+    start, and a symlink in a user's directory may point elsewhere than at create."""
+    if request.body.strip() not in (b"", b"{}", b"null"):
+        raise PolicyDenied(
+            "start-hostconfig",
+            f"{ECI_PREFIX}a HostConfig in the container start request (API before v1.24) is "
+            "not allowed; give it when creating the container",
+        )
+    found = facts.containers.get(request.param("id"))
+    for mount in found.mounts if found else ():
+        if mount.type == "bind":
+            ctx.host_paths.check(mount.source, facts.real_paths.get(mount.source), "container")
+    return Allow()
 
 
 def update(request: ApiRequest, ctx: PolicyContext, facts: Facts) -> Decision:
@@ -177,7 +195,7 @@ def update(request: ApiRequest, ctx: PolicyContext, facts: Facts) -> Decision:
     return Allow()
 
 
-def exec_facts(request: ApiRequest) -> FactsQuery:
+def target_container_facts(request: ApiRequest) -> FactsQuery:
     return FactsQuery(containers=frozenset({request.param("id")}))
 
 
@@ -190,4 +208,31 @@ def exec_create(request: ApiRequest, ctx: PolicyContext, facts: Facts) -> Decisi
             f"{ECI_PREFIX}privileged exec into container {target!r} is not allowed: it is not "
             f"an enhanced-isolation container (runtime {runtime})",
         )
+    return Allow()
+
+
+def archive_path(request: ApiRequest) -> str:
+    """The container path a `docker cp` request reads or writes."""
+    if request.route_name == "container.copy":
+        return body_object(request).string("Resource")
+    return request.target.query_first("path") or ""
+
+
+def archive(request: ApiRequest, ctx: PolicyContext, facts: Facts) -> Decision:
+    """`docker cp` through a host bind mount is refused: dockerd reads and writes the bind's
+    *host* path itself, as root, resolving the user's symlinks at that moment; the files are
+    on the host already for whoever made the bind."""
+    target = request.param("id")
+    found = facts.containers.get(target)
+    path = posixpath.normpath("/" + archive_path(request))
+    for mount in found.mounts if found else ():
+        if mount.type == "bind" and (
+            within(path, mount.destination) or within(mount.destination, path)
+        ):
+            raise PolicyDenied(
+                "cp-through-bind",
+                f"{ECI_PREFIX}docker cp through the host bind mount at {mount.destination} is "
+                f"refused (dockerd would read or write {mount.source} on the host as root); use "
+                "the files on the host directly",
+            )
     return Allow()

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from eci.dockerapi import gojson
 from eci.dockerapi.gojson import BodyError
 from eci.dockerapi.request import ApiRequest
 from eci.errors import ECI_PREFIX, PolicyDenied
 from eci.policy import containers, resources
 from eci.policy.context import PolicyContext
-from eci.policy.decision import Allow, Decision, Deny
+from eci.policy.decision import Allow, Decision, Deny, Rewrite
 from eci.policy.facts import Facts, FactsQuery
 
 Rule = Callable[[ApiRequest, PolicyContext, Facts], Decision]
@@ -34,10 +35,15 @@ RULES: dict[str, Rule] = {
     "container.start": containers.start,
     "container.update": containers.update,
     "container.exec_create": containers.exec_create,
+    "container.archive_get": containers.archive,
+    "container.archive_head": containers.archive,
+    "container.archive_put": containers.archive,
+    "container.copy": containers.archive,
     "volume.create": resources.volume_create,
     "network.connect": resources.network_connect,
     "build.build": resources.build,
     "session.grpc": resources.buildkit,
+    "swarm.join": resources.swarm_join,
     "plugin.pull": resources.plugin_install,
     "plugin.create": resources.plugin_install,
     "plugin.enable": resources.plugin_install,
@@ -49,11 +55,26 @@ RULES: dict[str, Rule] = {
 
 FACTS: dict[str, FactsRule] = {
     "container.create": containers.create_facts,
-    "container.exec_create": containers.exec_facts,
+    "container.exec_create": containers.target_container_facts,
+    "container.start": containers.target_container_facts,
+    "container.archive_get": containers.target_container_facts,
+    "container.archive_head": containers.target_container_facts,
+    "container.archive_put": containers.target_container_facts,
+    "container.copy": containers.target_container_facts,
     "volume.create": resources.volume_create_facts,
     "network.connect": resources.network_connect_facts,
     "service.create": resources.service_facts,
     "service.update": resources.service_facts,
+}
+
+#: Routes whose JSON body a rule reads: an allowed one is forwarded re-encoded from the
+#: parsed value, so dockerd decodes exactly what the policy saw.
+REENCODED = {
+    "container.update",
+    "container.exec_create",
+    "volume.create",
+    "service.create",
+    "service.update",
 }
 
 #: Content types dockerd parses as form values (merged into the query): never let a body
@@ -73,7 +94,7 @@ def facts_needed(request: ApiRequest, ctx: PolicyContext) -> FactsQuery:
         return FactsQuery()
     try:
         return rule(request)
-    except BodyError:
+    except (BodyError, PolicyDenied):
         return FactsQuery()
 
 
@@ -101,7 +122,10 @@ def decide(request: ApiRequest, ctx: PolicyContext, facts: Facts | None = None) 
                 f"({request.content_type!r})",
                 400,
             )
-        return _rule(request)(request, ctx, facts or Facts())
+        decision = _rule(request)(request, ctx, facts or Facts())
+        if isinstance(decision, Allow) and request.route_name in REENCODED and request.body:
+            return Rewrite(gojson.encode(request.json), "forwarded as parsed")
+        return decision
     except PolicyDenied as denied:
         return Deny(denied.rule, str(denied), denied.status)
     except BodyError as bad:

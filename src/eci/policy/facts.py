@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 class MountFact:
     type: str
     source: str
+    destination: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,8 +39,8 @@ class FactsQuery:
 @dataclass(frozen=True, slots=True)
 class Facts:
     containers: Mapping[str, ContainerFacts | None] = field(default_factory=dict)
-    #: volume name -> the host path its local driver binds (``device`` option), or None
-    volume_devices: Mapping[str, str | None] = field(default_factory=dict)
+    #: volume name -> its local driver's options (None: no such volume, or another driver)
+    volume_options: Mapping[str, Mapping[str, str] | None] = field(default_factory=dict)
     #: network name or id -> driver ("host", "bridge", …); None when it does not exist
     network_drivers: Mapping[str, str | None] = field(default_factory=dict)
     #: absolute host path as given -> the path with symlinks resolved on the host

@@ -7,11 +7,12 @@ local driver binds a host path, and ``VolumesFrom`` a container holding such a m
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from eci.dockerapi.gojson import GoObject, InvalidBody
+from eci.errors import ECI_PREFIX, PolicyDenied
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,15 +45,44 @@ def from_bind(spec: str) -> HostMount | None:
     return HostMount(volume=source) if source else None
 
 
-def device_option(options: GoObject | None) -> str | None:
-    """The host path a local-driver volume binds (``device``), if its options name one."""
-    if options is None:
+NETWORK_FILESYSTEMS = ("nfs", "nfs4", "cifs", "smb3")
+#: mount options that name host paths or files other than ``device``
+PATH_OPTIONS = ("lowerdir", "upperdir", "workdir", "loop")
+
+
+def _refuse_volume(reason: str) -> PolicyDenied:
+    return PolicyDenied("volume-options", f"{ECI_PREFIX}local volume options refused: {reason}")
+
+
+def local_volume_source(options: Mapping[str, Any] | None) -> str | None:
+    """The host path a local-driver volume mounts, from its options (``type``, ``o``,
+    ``device``). Options that reach host paths any other way are refused: a relative
+    ``device`` (dockerd resolves it against its own working directory), overlay directories in
+    ``o``, loop files, and filesystem types that mount a host block device. tmpfs and network
+    filesystems are fine."""
+    if not options:
         return None
-    devices = [v for k, v in options.items() if k.lower() == "device"]
-    for device in devices:
-        if not isinstance(device, str):
-            raise InvalidBody("volume option 'device' must be a string")
-    return next((d for d in devices if d.startswith("/")), None)
+    folded: dict[str, str] = {}
+    for key, value in options.items():
+        if not isinstance(value, str):
+            raise InvalidBody(f"volume option {key!r} must be a string")
+        if key.lower() in folded:
+            raise InvalidBody(f"volume option {key!r} is given twice")
+        folded[key.lower()] = value
+    kind = folded.get("type", "").strip().lower()
+    device = folded.get("device", "")
+    flags = {item.split("=", 1)[0].strip().lower() for item in folded.get("o", "").split(",")}
+    if flags & set(PATH_OPTIONS):
+        raise _refuse_volume(f"mount options {sorted(flags & set(PATH_OPTIONS))} name host paths")
+    if kind == "tmpfs" or (not device and kind in ("", "none")):
+        return None
+    if kind in NETWORK_FILESYSTEMS and not device.startswith("/"):
+        return None
+    if kind in ("", "none") or flags & {"bind", "rbind"}:
+        if not device.startswith("/"):
+            raise _refuse_volume(f"device {device!r} is not an absolute host path")
+        return device
+    raise _refuse_volume(f"type {kind!r} would mount a host device ({device!r})")
 
 
 def from_mounts(mounts: list[Any]) -> Iterator[HostMount]:
@@ -66,7 +96,8 @@ def from_mounts(mounts: list[Any]) -> Iterator[HostMount]:
         elif kind in ("volume", ""):
             options = mount.obj("VolumeOptions")
             driver = options.obj("DriverConfig") if options else None
-            device = device_option(driver.obj("Options")) if driver else None
+            local = driver is not None and driver.string("Name").lower() in ("", "local")
+            device = local_volume_source(driver.obj("Options")) if driver and local else None
             if device:
                 yield HostMount(path=device)
             elif source:

@@ -9,7 +9,7 @@ from eci.policy.containers import body_object, check_mounts, image_name
 from eci.policy.context import PolicyContext
 from eci.policy.decision import Allow, Decision
 from eci.policy.facts import Facts, FactsQuery
-from eci.policy.mounts import HostMount, device_option, from_mounts
+from eci.policy.mounts import HostMount, from_mounts, local_volume_source
 
 LOCAL_DRIVERS = ("", "local")
 
@@ -18,7 +18,7 @@ def volume_device(request: ApiRequest) -> str | None:
     body = body_object(request)
     if body.string("Driver").lower() not in LOCAL_DRIVERS:
         return None
-    return device_option(body.obj("DriverOpts"))
+    return local_volume_source(body.obj("DriverOpts"))
 
 
 def volume_create_facts(request: ApiRequest) -> FactsQuery:
@@ -62,7 +62,13 @@ def build(request: ApiRequest, ctx: PolicyContext, facts: Facts) -> Decision:
     """Classic-builder options in the query (its RUN steps run under the default runtime)."""
     if any(v.strip() == "2" for v in request.target.query_values("version")):
         return buildkit(request, ctx, facts)
-    if any(v.lower() == "host" for v in request.target.query_values("networkmode")):
+    modes = [v.strip().lower() for v in request.target.query_values("networkmode")]
+    if any(m.startswith("container:") for m in modes):
+        raise PolicyDenied(
+            "build-shared-network",
+            f"{ECI_PREFIX}builds may not join another container's network namespace",
+        )
+    if "host" in modes:
         raise PolicyDenied("build-host-network", f"{ECI_PREFIX}builds may not use the host network")
     return Allow()
 
@@ -115,3 +121,12 @@ def service(request: ApiRequest, ctx: PolicyContext, facts: Facts) -> Decision:
     spec = template.obj("ContainerSpec") or GoObject()
     check_mounts(service_mounts(request), image_name(spec), facts, ctx)
     return Allow()
+
+
+def swarm_join(request: ApiRequest, ctx: PolicyContext, facts: Facts) -> Decision:
+    """A remote manager schedules tasks inside this engine without passing the proxy."""
+    raise PolicyDenied(
+        "swarm-join",
+        f"{ECI_PREFIX}joining a swarm is not allowed: its managers would run tasks on this "
+        "engine without eci's checks",
+    )

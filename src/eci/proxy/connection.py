@@ -24,7 +24,10 @@ import asyncio
 import contextlib
 import enum
 import json
+import sys
+import traceback
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
@@ -80,6 +83,12 @@ def _target_for_upstream(request: ApiRequest) -> str:
     return path + ("?" + urlencode(pairs) if pairs else "")
 
 
+def _unframed(response: h11.Response) -> bool:
+    """dockerd starts a raw stream (attach, exec start without Upgrade) with a 200 that has
+    no body framing; a detached exec start answers a framed 200 and stays HTTP."""
+    return not any(n in (b"content-length", b"transfer-encoding") for n, _ in response.headers)
+
+
 def _stream_length(event: h11.Request) -> int | None:
     """The client's own framing of a streamed body: ``None`` for chunked (h11 prefers
     chunked when both are sent, and so does the forwarded request)."""
@@ -100,6 +109,7 @@ class ClientConnection:
         self.client_eof = False
         self.upstream: Stream | None = None
         self.upstream_reused = False
+        self.head_request = False
         #: the upstream connection ended its last response cleanly: it may serve another client
         self.upstream_clean = False
 
@@ -120,12 +130,15 @@ class ClientConnection:
         self, conn: h11.Connection, status: int, message: str, close: bool = False
     ) -> None:
         body = json.dumps({"message": message}).encode()
+        if self.head_request:  # a HEAD response has a head only (h11 refuses a body)
+            body = b""
         headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
         if close:
             headers.append(("Connection", "close"))
+        reason = HTTPStatus(status).phrase.encode()  # only standard codes are ever sent
         with contextlib.suppress(h11.LocalProtocolError):
             await self._send(
-                conn.send(h11.Response(status_code=status, headers=headers))
+                conn.send(h11.Response(status_code=status, headers=headers, reason=reason))
                 + conn.send(h11.Data(data=body))
                 + conn.send(h11.EndOfMessage())
             )
@@ -190,7 +203,7 @@ class ClientConnection:
                     if event.status_code == 101:
                         return Outcome.HIJACKED
                 elif isinstance(event, h11.Response):
-                    if hijack and event.status_code == 200:
+                    if hijack and event.status_code == 200 and _unframed(event):
                         return Outcome.HIJACKED
                 elif isinstance(event, h11.EndOfMessage):
                     if client_conn.their_state is h11.DONE and client_conn.our_state is h11.DONE:
@@ -245,6 +258,7 @@ class ClientConnection:
         return headers
 
     async def _one_request(self, conn: h11.Connection, event: h11.Request) -> Outcome:
+        self.head_request = event.method.upper() == b"HEAD"
         content_type = next(
             (v.decode("latin-1") for n, v in event.headers if n == b"content-type"), None
         )
@@ -340,6 +354,14 @@ class ClientConnection:
                     status = exc.error_status_hint
                     await self._respond(
                         conn, status, f"{ECI_PREFIX}bad HTTP request: {exc}", close=True
+                    )
+                    return
+                except (ConnectionError, OSError, h11.LocalProtocolError):
+                    raise
+                except Exception:  # a bug: refuse (never forward) and leave a trace
+                    traceback.print_exc(file=sys.stderr)
+                    await self._respond(
+                        conn, 500, f"{ECI_PREFIX}internal error in the proxy; refused", close=True
                     )
                     return
                 if outcome is Outcome.HIJACKED:

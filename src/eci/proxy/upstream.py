@@ -12,7 +12,10 @@ from urllib.parse import quote
 
 import h11
 
+from eci.dockerapi.gojson import InvalidBody
+from eci.errors import PolicyDenied
 from eci.policy import ContainerFacts, Facts, FactsQuery, MountFact
+from eci.policy.mounts import local_volume_source
 
 CHUNK = 256 * 1024
 
@@ -94,18 +97,26 @@ async def _lookup(socket_path: Path, kind: str, name: str) -> Any:
 
 def _container(data: dict[str, Any]) -> ContainerFacts:
     mounts = tuple(
-        MountFact(str(m.get("Type", "")), str(m.get("Source", "")))
+        MountFact(str(m.get("Type", "")), str(m.get("Source", "")), str(m.get("Destination", "")))
         for m in data.get("Mounts") or []
     )
     runtime = str((data.get("HostConfig") or {}).get("Runtime") or "")
     return ContainerFacts(str(data.get("Id", "")), runtime, mounts)
 
 
-def _volume_device(data: dict[str, Any]) -> str | None:
+def _local_volume_options(data: dict[str, Any]) -> dict[str, str] | None:
     if str(data.get("Driver", "local")) != "local":
         return None
-    device = (data.get("Options") or {}).get("device")
-    return device if isinstance(device, str) and device.startswith("/") else None
+    options = data.get("Options") or {}
+    return {str(k): str(v) for k, v in options.items()} if isinstance(options, dict) else None
+
+
+def _volume_path(options: dict[str, str] | None) -> str | None:
+    """The host path to resolve for the policy; refusing odd options is the policy's job."""
+    try:
+        return local_volume_source(options)
+    except (PolicyDenied, InvalidBody):
+        return None
 
 
 async def gather_facts(socket_path: Path, query: FactsQuery) -> Facts:
@@ -126,19 +137,19 @@ async def gather_facts(socket_path: Path, query: FactsQuery) -> Facts:
     container_facts = {
         c: _container(d) if d else None for c, d in zip(containers, found_c, strict=True)
     }
-    volume_devices = {
-        v: _volume_device(d) if d else None for v, d in zip(volumes, found_v, strict=True)
+    volume_options = {
+        v: _local_volume_options(d) if d else None for v, d in zip(volumes, found_v, strict=True)
     }
     network_drivers = {
         n: str(d.get("Driver", "")) if d else None for n, d in zip(networks, found_n, strict=True)
     }
     paths = set(query.paths)
-    paths.update(d for d in volume_devices.values() if d)
+    paths.update(p for o in volume_options.values() if (p := _volume_path(o)))
     for facts in container_facts.values():
         paths.update(m.source for m in facts.mounts if m.type == "bind") if facts else None
     return Facts(
         containers=container_facts,
-        volume_devices=volume_devices,
+        volume_options=volume_options,
         network_drivers=network_drivers,
         real_paths={p: os.path.realpath(p) for p in paths},
     )
