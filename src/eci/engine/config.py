@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from eci.engine.layout import RANGES_DIR, RUNTIME_NAME, EngineLayout
+from eci.policy.context import SYSTEM_DOCKER_SOCKETS, SYSTEM_RESTRICTED, HostPaths, spellings
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,9 @@ def dockerd_config(layout: EngineLayout, options: EngineOptions) -> str:
         },
         "default-runtime": RUNTIME_NAME if options.eci_enabled else "runc",
         "registry-mirrors": [f"http://{options.registry_address}"],
-        "features": {"buildkit": True},
+        # With ECI on, BuildKit is refused by the proxy (its RUN steps escape the runtime):
+        # dockerd then advertises the classic builder, which the Docker CLI picks by itself.
+        "features": {"buildkit": not options.eci_enabled},
         # BuildKit builds arrive over the hijacked /grpc stream, where the proxy cannot
         # read the solve request: dockerd itself refuses the entitlements that escape.
         "builder": {"entitlements": {"network-host": False, "security-insecure": False}},
@@ -63,15 +66,31 @@ def dockerd_config(layout: EngineLayout, options: EngineOptions) -> str:
     return json.dumps(config, indent=2, sort_keys=True) + "\n"
 
 
+def host_paths(layout: EngineLayout) -> HostPaths:
+    """The host paths no container of this engine may mount: the host's Docker, eci's own
+    files, this engine's state and run dirs (data-root, raw socket) and the Docker sockets.
+    The proxy checks requests against them and the runtime shim checks binds again."""
+    return HostPaths(
+        restricted=(*SYSTEM_RESTRICTED, str(layout.state_dir), str(layout.run_dir)),
+        docker_sockets=(*SYSTEM_DOCKER_SOCKETS, str(layout.user_socket)),
+    )
+
+
 def runtime_config(layout: EngineLayout) -> str:
     """runtime.conf: what the runtime shim needs to know about its engine, as `key=value` lines
     (the shim reads it on every create and delete, and json would double its start-up)."""
+    paths = host_paths(layout)
+    protected = sorted(
+        {s for p in (*paths.restricted, *paths.docker_sockets) for s in spellings(p)}
+    )
     values = {
         "dockerDataRoot": str(layout.docker_data_root),
         "runtimeDir": str(layout.runtime_dir),
         "rootfsDir": str(layout.rootfs_dir),
         "rangesDir": str(RANGES_DIR),
         "backend": "runc",
+        # ':'-separated like PATH (a bind source cannot contain ':' either)
+        "restrictedPaths": ":".join(protected),
     }
     return "".join(f"{key}={value}\n" for key, value in values.items())
 

@@ -13,9 +13,9 @@ import stat
 import sys
 from pathlib import Path
 
+from eci.engine.config import host_paths
 from eci.engine.layout import EngineLayout
-from eci.policy import HostPaths, PolicyContext
-from eci.policy.context import SYSTEM_DOCKER_SOCKETS, SYSTEM_RESTRICTED
+from eci.policy import PolicyContext
 from eci.proxy.audit import AuditLog
 from eci.proxy.connection import ClientConnection, ProxyConfig
 
@@ -36,11 +36,7 @@ def policy_context(layout: EngineLayout) -> PolicyContext:
         raise SettingsUnreadable(f"{layout.settings_snapshot}: {exc}") from exc
     if not isinstance(enabled, bool):
         raise SettingsUnreadable(f"{layout.settings_snapshot}: value is not a boolean")
-    paths = HostPaths(
-        restricted=(*SYSTEM_RESTRICTED, str(layout.state_dir), str(layout.run_dir)),
-        docker_sockets=(*SYSTEM_DOCKER_SOCKETS, str(layout.user_socket)),
-    )
-    return PolicyContext(eci_enabled=enabled, host_paths=paths)
+    return PolicyContext(eci_enabled=enabled, host_paths=host_paths(layout))
 
 
 def _prepare_socket_path(path: Path) -> None:

@@ -30,7 +30,14 @@ NS_PROC_NAMES = {
     "user": "user",
     "cgroup": "cgroup",
 }
-CONFIG_KEYS = ("dockerDataRoot", "runtimeDir", "rootfsDir", "rangesDir", "backend")
+CONFIG_KEYS = (
+    "dockerDataRoot",
+    "runtimeDir",
+    "rootfsDir",
+    "rangesDir",
+    "backend",
+    "restrictedPaths",
+)
 
 
 def _read(path: str) -> str:
@@ -41,10 +48,19 @@ def _read(path: str) -> str:
 class RuntimeConfig:
     """<state>/config/runtime.conf, written by `eci up`: `key=value` lines (no json on delete)."""
 
-    __slots__ = ("backend", "docker_data_root", "ranges_dir", "rootfs_dir", "runtime_dir")
+    __slots__ = (
+        "backend",
+        "docker_data_root",
+        "ranges_dir",
+        "restricted_paths",
+        "rootfs_dir",
+        "runtime_dir",
+    )
 
     def __init__(self, values: dict[str, str]) -> None:
         self.docker_data_root = values["dockerDataRoot"]
+        # required: without it binds could not be checked (fail closed, not open)
+        self.restricted_paths = tuple(p for p in values["restrictedPaths"].split(":") if p)
         self.runtime_dir = values["runtimeDir"]
         self.rootfs_dir = values["rootfsDir"]
         self.ranges_dir = values["rangesDir"]
@@ -174,6 +190,7 @@ def create(inv: invocation.Invocation) -> int:
                 stage,
                 userns,
                 config.docker_data_root,
+                config.restricted_paths,
             )
         finally:
             os.close(userns)

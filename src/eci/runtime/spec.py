@@ -18,7 +18,7 @@ from eci.runtime.mountinfo import is_under
 # more than the interpreter's own start-up). Types are for mypy only.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
     from typing import Any
 
 RANGE_SIZE = 65536
@@ -225,9 +225,11 @@ def _container_owned(source: str, docker_data_root: str, container_id: str) -> b
 
 
 def plan_mounts(spec: Spec, docker_data_root: str, container_id: str = "") -> list[MountPlan]:
-    """Binds of a volume's data and of this container's own files are idmapped so container
-    root owns them; every other host path keeps host ids (safe default: root's files stay
-    nobody's); every read-only bind is staged read-only so the kernel locks it."""
+    """Every bind is staged by eci. Binds of a volume's data and of this container's own files
+    are idmapped so container root owns them; every other host path keeps host ids (safe
+    default: root's files stay nobody's) and is checked against the restricted paths once
+    resolved, on the very mount runc will use; every read-only bind is staged read-only so the
+    kernel locks it."""
     plans = []
     for index, mount in enumerate(spec.get("mounts") or []):
         if not _is_bind(mount):
@@ -235,6 +237,10 @@ def plan_mounts(spec: Spec, docker_data_root: str, container_id: str = "") -> li
         source = str(mount.get("source", ""))
         idmap = _container_owned(source, docker_data_root, container_id)
         readonly = "ro" in (mount.get("options") or [])
-        if idmap or readonly:
-            plans.append(MountPlan(index, source, idmap, readonly))
+        plans.append(MountPlan(index, source, idmap, readonly))
     return plans
+
+
+def restricted_source(resolved: str, restricted: Iterable[str]) -> bool:
+    """A bind source (resolved on the host) that is, lies in, or contains a restricted path."""
+    return any(is_under(resolved, r) or is_under(r, resolved) for r in restricted)

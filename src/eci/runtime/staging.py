@@ -18,9 +18,10 @@ import contextlib
 import errno
 import os
 
-from eci.errors import RuntimeShimError
+from eci.errors import RuntimeShimError, SpecRefused, restricted_mount_message
 from eci.runtime import mounts
 from eci.runtime.mountinfo import mount_points, mounts_under
+from eci.runtime.spec import restricted_source
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -85,12 +86,21 @@ def stage_rootfs(
     mounts.clone_mount(merged, root_link)
 
 
-def stage_binds(plans: list[MountPlan], stage: str, userns: int, data_root: str) -> dict[int, str]:
+def stage_binds(
+    plans: list[MountPlan],
+    stage: str,
+    userns: int,
+    data_root: str,
+    restricted: tuple[str, ...] = (),
+) -> dict[int, str]:
     """Attach each planned bind source under `stage`; returns spec mount index -> new source.
 
     An idmapped source is opened beneath the data-root without symlinks or mount crossings; a
     volume that is itself a mount (a bind of a host path via driver options, a tmpfs) is
-    attached with host ids instead: container root must not own what it points at."""
+    attached with host ids instead: container root must not own what it points at. Any other
+    host path is opened once (symlinks resolved now), checked against `restricted` by what it
+    resolved to, and that same opened tree is what runc mounts: a symlink swapped after the
+    check changes nothing."""
     staged: dict[int, str] = {}
     for plan in plans:
         target = os.path.join(stage, f"bind-{plan.index}")
@@ -100,20 +110,28 @@ def stage_binds(plans: list[MountPlan], stage: str, userns: int, data_root: str)
             with open(target, "a"):
                 pass
         source_fd = None
+        idmapped = False
         if plan.idmap:
             relative = os.path.relpath(plan.source, data_root)
             try:
                 source_fd = mounts.open_beneath(data_root, relative)
+                idmapped = True
             except OSError as exc:
                 if exc.errno != errno.EXDEV:
                     raise
+        else:
+            source_fd = os.open(plan.source, os.O_PATH | os.O_CLOEXEC)
+            resolved = os.readlink(f"/proc/self/fd/{source_fd}")
+            if restricted_source(resolved, restricted):
+                os.close(source_fd)
+                raise SpecRefused(restricted_mount_message(plan.source))
         try:
             mounts.clone_mount(
                 plan.source,
                 target,
-                userns=userns if source_fd is not None else None,
+                userns=userns if idmapped else None,
                 readonly=plan.readonly,
-                recursive=source_fd is None,
+                recursive=not idmapped,
                 source_fd=source_fd,
             )
         finally:

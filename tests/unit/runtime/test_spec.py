@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from eci.errors import RuntimeShimError, SpecRefused
 from eci.runtime.capabilities import CAP_NAMES
-from eci.runtime.spec import MountPlan, SpecContext, plan_mounts, transform
+from eci.runtime.spec import MountPlan, SpecContext, plan_mounts, restricted_source, transform
 
 DATA_ROOT = "/var/lib/eci/docker"
 CID = "3f4e5d6c7b8a99887766554433221100ffeeddccbbaa99887766554433221100"
@@ -676,14 +676,14 @@ def bind(source: str, *extra: str, type_: str | None = "bind") -> dict[str, Any]
         (bind(VOLUME_DATA), (True, False)),
         (bind(VOLUME_DATA, "ro"), (True, True)),
         (bind("/srv", "ro"), (False, True)),
-        (bind("/srv"), None),
-        (bind("/srv", "rw"), None),
-        (bind("/srv", "nosuid", "nodev", "noexec"), None),
-        (bind("/var/lib/eci/dockerX/volumes/v/_data"), None),
-        (bind("/var/lib/eci/docker-old/volumes/v/_data"), None),
+        (bind("/srv"), (False, False)),
+        (bind("/srv", "rw"), (False, False)),
+        (bind("/srv", "nosuid", "nodev", "noexec"), (False, False)),
+        (bind("/var/lib/eci/dockerX/volumes/v/_data"), (False, False)),
+        (bind("/var/lib/eci/docker-old/volumes/v/_data"), (False, False)),
         (bind("/var/lib/eci/dockerX/volumes/v/_data", "ro"), (False, True)),
-        (bind("/var/lib/eci"), None),
-        (bind("/var/lib"), None),
+        (bind("/var/lib/eci"), (False, False)),
+        (bind("/var/lib"), (False, False)),
         (bind(VOLUME_DATA, type_=None), (True, False)),
         (bind("/srv", "ro", type_=None), (False, True)),
         ({"destination": "/x", "type": "bind", "source": VOLUME_DATA}, (True, False)),
@@ -700,8 +700,8 @@ def bind(source: str, *extra: str, type_: str | None = "bind") -> dict[str, Any]
         "named-volume-idmapped",
         "ro-named-volume",
         "ro-user-bind",
-        "rw-user-bind-not-planned",
-        "explicit-rw-not-planned",
+        "rw-user-bind-host-ids",
+        "explicit-rw-host-ids",
         "other-options-not-ro",
         "sibling-dir-prefix-not-under-root",
         "sibling-dash-suffix-not-under-root",
@@ -805,8 +805,10 @@ def test_plan_idmaps_only_volumes_and_own_files(
     source: str, container_id: str, idmap: bool
 ) -> None:
     spec = {"mounts": [bind(source)]}
-    expected = [MountPlan(0, source, idmap=True, readonly=False)] if idmap else []
-    assert plan_mounts(spec, DATA_ROOT, container_id) == expected
+    # every bind is staged; only these are idmapped (the rest keeps host ids)
+    assert plan_mounts(spec, DATA_ROOT, container_id) == [
+        MountPlan(0, source, idmap=idmap, readonly=False)
+    ]
 
 
 @pytest.mark.parametrize(
@@ -949,3 +951,30 @@ def test_ping_group_range_is_clamped_or_refused(value: str) -> None:
 def test_staged_source_index_outside_the_mounts_is_refused() -> None:
     with pytest.raises(SpecRefused, match="outside the spec's mounts"):
         transform(docker_run_busybox(), make_ctx(staged={99: "/run/eci/x"}))
+
+
+@pytest.mark.parametrize(
+    ("resolved", "refused"),
+    [
+        ("/etc/docker", True),
+        ("/etc/docker/daemon.json", True),
+        ("/", True),
+        ("/etc", True),
+        ("/etc/dockerfile", False),
+        ("/home/u/src", False),
+        ("/run/docker.sock", True),
+    ],
+    ids=[
+        "restricted",
+        "inside",
+        "root-contains",
+        "parent-contains",
+        "sibling-prefix",
+        "home",
+        "socket",
+    ],
+)
+def test_restricted_source_compares_whole_components_both_ways(
+    resolved: str, refused: bool
+) -> None:
+    assert restricted_source(resolved, ("/etc/docker", "/run/docker.sock")) is refused
