@@ -44,6 +44,8 @@ from eci.proxy.streams import CHUNK, pipe_both_ways
 from eci.proxy.upstream import LookupFailed, Stream, UpstreamPool, gather_facts
 
 MAX_HEAD = 64 * 1024
+#: Requests safe to send again on a fresh connection when a reused one turns out dead.
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
 #: Headers the proxy sets itself on the forwarded request.
 _FRAMING = {b"content-length", b"transfer-encoding", b"expect"}
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
@@ -194,7 +196,10 @@ class ClientConnection:
             while True:
                 event = client_conn.next_event()
                 if event is h11.NEED_DATA:
-                    data = await up_reader.read(CHUNK)
+                    try:
+                        data = await up_reader.read(CHUNK)
+                    except ConnectionError:
+                        data = b""  # dockerd went away: as an EOF (errors past here: client)
                     if data:
                         received = True
                         await self._send(data)
@@ -309,13 +314,16 @@ class ClientConnection:
             up_writer.write(upstream_conn.send(h11.EndOfMessage()))
             try:
                 await up_writer.drain()
-                outcome = await self._relay_response(upstream_conn, hijack)
             except ConnectionError:
-                if streaming or not self.upstream_reused:
+                if not self.upstream_reused:
                     raise
                 outcome = Outcome.STALE
-            if outcome is not Outcome.STALE or streaming:
+            else:
+                outcome = await self._relay_response(upstream_conn, hijack)
+            if outcome is not Outcome.STALE:
                 break
+            if streaming or request.method not in IDEMPOTENT:
+                return Outcome.CLOSE  # never send a write twice: the client sees the close
             self._drop_upstream()  # dockerd closed the idle connection: once more, fresh
         if outcome is Outcome.HIJACKED:
             leftover = conn.trailing_data[0] + self.pending
