@@ -25,6 +25,8 @@ nothing else escapes.
 from __future__ import annotations
 
 import json
+import math
+import re
 from typing import Any
 
 __all__ = ["AmbiguousBody", "BodyError", "GoObject", "InvalidBody", "decode", "fold"]
@@ -112,6 +114,31 @@ def _no_constant(name: str) -> Any:
     raise InvalidBody(f"{name} is not JSON")
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):  # Go refuses a number out of float64's range
+        raise InvalidBody(f"number {text[:40]!r} is out of range")
+    return value
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _go_string(text: str) -> str:
+    """Go decodes a lone surrogate escape as U+FFFD (Python keeps it, unencodable)."""
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def _replace_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return _go_string(value)
+    if isinstance(value, list):
+        return [_replace_surrogates(v) for v in value]
+    if isinstance(value, GoObject):
+        return _object([(_go_string(k), _replace_surrogates(v)) for k, v in value.items()])
+    return value
+
+
 def decode(body: bytes) -> Any:
     """Decode one JSON value (see module doc); objects become ``GoObject``."""
     try:
@@ -119,7 +146,10 @@ def decode(body: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise InvalidBody(f"body is not UTF-8: {exc}") from exc
     try:
-        return json.loads(text, object_pairs_hook=_object, parse_constant=_no_constant)
+        value = json.loads(
+            text, object_pairs_hook=_object, parse_constant=_no_constant, parse_float=_finite
+        )
+        return _replace_surrogates(value) if _SURROGATE_ESCAPE.search(text) else value
     except RecursionError as exc:
         raise InvalidBody("body nests too deeply") from exc
     except ValueError as exc:  # JSONDecodeError, and int() over Python's digit limit
@@ -129,5 +159,13 @@ def decode(body: bytes) -> Any:
 
 
 def encode(value: Any) -> bytes:
-    """Serialize a (possibly rewritten) body back to JSON for dockerd."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    """Serialize a (possibly rewritten) body back to JSON for dockerd.
+
+    ``decode`` already turned lone surrogates into U+FFFD as Go does; should one get here
+    anyway, the body is refused rather than forwarded as something else."""
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidBody("body holds a lone surrogate escape") from exc
+    except RecursionError as exc:
+        raise InvalidBody("body nests too deeply") from exc

@@ -15,9 +15,9 @@ DEFAULT_DOMAIN = "docker.io"
 OFFICIAL_PREFIX = "library/"
 _ID = re.compile(r"(sha256:)?[a-f0-9]{64}\Z")
 _COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*\Z")
-_DOMAIN = re.compile(
-    r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?\.?)+(?::[0-9]+)?\Z|\[[0-9a-fA-F:]+\](?::[0-9]+)?\Z"
-)
+_LABEL = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
+# labels joined by mandatory dots: linear time (an optional dot made it exponential)
+_DOMAIN = re.compile(rf"{_LABEL}(?:\.{_LABEL})*(?::[0-9]+)?\Z|\[[0-9a-fA-F:]+\](?::[0-9]+)?\Z")
 _TAG = re.compile(r"[\w][\w.-]{0,127}\Z")
 _DIGEST = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}\Z")
 
@@ -56,8 +56,10 @@ def parse_reference(text: str, default_tag: str | None = "latest") -> ImageRef:
     """Normalize ``text``; a reference with neither tag nor digest gets ``default_tag``."""
     if not text or text != text.strip():
         raise InvalidReference(f"image reference {text!r} is empty or padded")
-    rest, _, digest = text.partition("@")
-    if digest and not _DIGEST.match(digest):
+    if is_image_id(text):
+        raise InvalidReference(f"{text!r} is an image id, not a reference")
+    rest, at, digest = text.partition("@")
+    if at and not _DIGEST.match(digest):
         raise InvalidReference(f"image reference {text!r} has an invalid digest")
     name, tag = rest, None
     colon = rest.rfind(":")

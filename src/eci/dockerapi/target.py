@@ -19,6 +19,7 @@ from urllib.parse import unquote, unquote_to_bytes
 __all__ = ["ApiTarget", "BadTarget", "parse_target"]
 
 _VERSION = re.compile(r"^/v([0-9][0-9.]*)(?=/|$)", re.IGNORECASE)
+_BAD_ESCAPE = re.compile(r"%(?![0-9a-fA-F]{2})")
 _ABSOLUTE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#]*")
 
 
@@ -90,6 +91,10 @@ def parse_target(target: bytes | str) -> ApiTarget:
             raise BadTarget(f"request target {target!r} is not ASCII") from exc
     else:
         text = target
+        if not text.isascii():
+            raise BadTarget(f"request target {text!r} is not ASCII")
+    if _BAD_ESCAPE.search(text):
+        raise BadTarget(f"request target {text!r} has an invalid %-escape")
     raw = text
     text = _ABSOLUTE.sub("", text, count=1)
     raw_path, _, raw_query = text.partition("?")

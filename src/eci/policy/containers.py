@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import posixpath
 from typing import Any
 
 from eci.dockerapi import gojson
@@ -11,7 +10,7 @@ from eci.dockerapi.gojson import GoObject, InvalidBody
 from eci.dockerapi.imageref import InvalidReference, is_image_id, parse_reference
 from eci.dockerapi.request import ApiRequest
 from eci.errors import ECI_PREFIX, PolicyDenied, host_namespaces_message
-from eci.policy.context import PolicyContext, within
+from eci.policy.context import PolicyContext
 from eci.policy.decision import Allow, Decision, Rewrite
 from eci.policy.facts import Facts, FactsQuery
 from eci.policy.mounts import HostMount, host_mounts, local_volume_source, volumes_from
@@ -211,28 +210,20 @@ def exec_create(request: ApiRequest, ctx: PolicyContext, facts: Facts) -> Decisi
     return Allow()
 
 
-def archive_path(request: ApiRequest) -> str:
-    """The container path a `docker cp` request reads or writes."""
-    if request.route_name == "container.copy":
-        return body_object(request).string("Resource")
-    return request.target.query_first("path") or ""
-
-
 def archive(request: ApiRequest, ctx: PolicyContext, facts: Facts) -> Decision:
-    """`docker cp` through a host bind mount is refused: dockerd reads and writes the bind's
-    *host* path itself, as root, resolving the user's symlinks at that moment; the files are
-    on the host already for whoever made the bind."""
+    """`docker cp` into or out of a container with a host bind mount is refused, whatever
+    path it names: dockerd copies through the bind's *host* path itself, as host root, keeping
+    the tar's owners (a setuid-root file planted in a user's directory) and following the
+    container's symlinks into the bind. The files are on the host already for whoever made
+    the bind; `docker cp` of containers without host binds works as ever."""
     target = request.param("id")
     found = facts.containers.get(target)
-    path = posixpath.normpath("/" + archive_path(request))
-    for mount in found.mounts if found else ():
-        if mount.type == "bind" and (
-            within(path, mount.destination) or within(mount.destination, path)
-        ):
-            raise PolicyDenied(
-                "cp-through-bind",
-                f"{ECI_PREFIX}docker cp through the host bind mount at {mount.destination} is "
-                f"refused (dockerd would read or write {mount.source} on the host as root); use "
-                "the files on the host directly",
-            )
+    binds = [m for m in (found.mounts if found else ()) if m.type == "bind"]
+    if binds:
+        raise PolicyDenied(
+            "cp-with-host-bind",
+            f"{ECI_PREFIX}docker cp is refused for containers with host bind mounts "
+            f"({binds[0].source} at {binds[0].destination}): dockerd would copy through the "
+            "host path as root; use the files on the host directly",
+        )
     return Allow()

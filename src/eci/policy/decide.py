@@ -44,6 +44,7 @@ RULES: dict[str, Rule] = {
     "build.build": resources.build,
     "session.grpc": resources.buildkit,
     "swarm.join": resources.swarm_join,
+    "swarm.init": resources.swarm_join,
     "plugin.pull": resources.plugin_install,
     "plugin.create": resources.plugin_install,
     "plugin.enable": resources.plugin_install,
@@ -94,7 +95,7 @@ def facts_needed(request: ApiRequest, ctx: PolicyContext) -> FactsQuery:
         return FactsQuery()
     try:
         return rule(request)
-    except (BodyError, PolicyDenied):
+    except (BodyError, PolicyDenied, RecursionError):
         return FactsQuery()
 
 
@@ -130,3 +131,5 @@ def decide(request: ApiRequest, ctx: PolicyContext, facts: Facts | None = None) 
         return Deny(denied.rule, str(denied), denied.status)
     except BodyError as bad:
         return Deny("unreadable-body", f"{ECI_PREFIX}request body refused: {bad}", 400)
+    except RecursionError:  # json.loads (C) nests deeper than a rewrite (Python) can follow
+        return Deny("unreadable-body", f"{ECI_PREFIX}request body refused: nests too deeply", 400)

@@ -68,6 +68,12 @@ def build(request: ApiRequest, ctx: PolicyContext, facts: Facts) -> Decision:
             "build-shared-network",
             f"{ECI_PREFIX}builds may not join another container's network namespace",
         )
+    if any(v.strip() for v in request.target.query_values("cgroupparent")):
+        raise PolicyDenied(
+            "build-cgroup-parent",
+            f"{ECI_PREFIX}builds may not set a cgroup parent: it would move their containers "
+            "out of the engine's cgroup",
+        )
     if "host" in modes:
         raise PolicyDenied("build-host-network", f"{ECI_PREFIX}builds may not use the host network")
     return Allow()
@@ -124,9 +130,10 @@ def service(request: ApiRequest, ctx: PolicyContext, facts: Facts) -> Decision:
 
 
 def swarm_join(request: ApiRequest, ctx: PolicyContext, facts: Facts) -> Decision:
-    """A remote manager schedules tasks inside this engine without passing the proxy."""
+    """Swarm managers schedule tasks on this engine without passing the proxy: joining a
+    swarm, or creating one (its join tokens let another engine join as a manager)."""
     raise PolicyDenied(
-        "swarm-join",
-        f"{ECI_PREFIX}joining a swarm is not allowed: its managers would run tasks on this "
+        "swarm",
+        f"{ECI_PREFIX}swarm mode is not allowed: its managers would run tasks on this "
         "engine without eci's checks",
     )

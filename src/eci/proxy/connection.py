@@ -39,6 +39,7 @@ from eci.dockerapi.target import BadTarget
 from eci.errors import ECI_PREFIX
 from eci.policy import Allow, Deny, PolicyContext, Rewrite, decide, facts_needed
 from eci.proxy.audit import AuditLog
+from eci.proxy.framing import FramingError, body_tracker
 from eci.proxy.peer import peer_of
 from eci.proxy.streams import CHUNK, pipe_both_ways
 from eci.proxy.upstream import LookupFailed, Stream, UpstreamPool, gather_facts
@@ -188,18 +189,18 @@ class ClientConnection:
                 return
             self.pending += data
 
-    async def _relay_response(self, client_conn: h11.Connection, hijack: bool) -> Outcome:
+    async def _relay_response(
+        self, client_conn: h11.Connection, method: str, hijack: bool
+    ) -> Outcome:
+        """Relay dockerd's answer as it comes: the head read by h11, the body by offsets."""
         up_reader, _ = await self._upstream()
         watcher = asyncio.create_task(self._watch_client()) if not hijack else None
         received = False
         try:
-            while True:
+            while True:  # the head
                 event = client_conn.next_event()
                 if event is h11.NEED_DATA:
-                    try:
-                        data = await up_reader.read(CHUNK)
-                    except ConnectionError:
-                        data = b""  # dockerd went away: as an EOF (errors past here: client)
+                    data = await self._read_upstream(up_reader)
                     if data:
                         received = True
                         await self._send(data)
@@ -210,19 +211,42 @@ class ClientConnection:
                 elif isinstance(event, h11.Response):
                     if hijack and event.status_code == 200 and _unframed(event):
                         return Outcome.HIJACKED
-                elif isinstance(event, h11.EndOfMessage):
-                    if client_conn.their_state is h11.DONE and client_conn.our_state is h11.DONE:
-                        self.upstream_clean = client_conn.trailing_data == (b"", False)
-                        return Outcome.KEEP_ALIVE
-                    return Outcome.CLOSE
-                elif isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
+                    break
+                else:  # ConnectionClosed or a broken head
                     stale = not received and self.upstream_reused
                     return Outcome.STALE if stale else Outcome.CLOSE
+            headers = list(event.headers)
+            tracker = body_tracker(method, event.status_code, headers)
+            closing = (
+                event.http_version != b"1.1"
+                or any(n == b"connection" and b"close" in v.lower() for n, v in headers)
+                or client_conn.our_state is not h11.DONE
+            )
+            data = client_conn.trailing_data[0]  # body bytes already relayed with the head
+            while True:
+                if tracker is not None:
+                    used = tracker.feed(data)
+                    if used is not None:
+                        self.upstream_clean = not closing and used == len(data)
+                        return Outcome.CLOSE if closing else Outcome.KEEP_ALIVE
+                data = await self._read_upstream(up_reader)
+                if not data:
+                    return Outcome.CLOSE
+                await self._send(data)
+        except (h11.RemoteProtocolError, FramingError):
+            return Outcome.CLOSE
         finally:
             if watcher is not None:
                 watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await watcher
+
+    @staticmethod
+    async def _read_upstream(reader: asyncio.StreamReader) -> bytes:
+        try:
+            return await reader.read(CHUNK)
+        except ConnectionError:
+            return b""  # dockerd went away: as an EOF (errors past here are the client's)
 
     # ---- one request -------------------------------------------------------------------
     def _audit(self, request: ApiRequest | None, method: str, target: str, deny: Deny) -> None:
@@ -319,7 +343,7 @@ class ClientConnection:
                     raise
                 outcome = Outcome.STALE
             else:
-                outcome = await self._relay_response(upstream_conn, hijack)
+                outcome = await self._relay_response(upstream_conn, request.method, hijack)
             if outcome is not Outcome.STALE:
                 break
             if streaming or request.method not in IDEMPOTENT:
@@ -359,10 +383,11 @@ class ClientConnection:
                         return  # ConnectionClosed: the client is done
                     outcome = await self._one_request(conn, event)
                 except h11.RemoteProtocolError as exc:
-                    status = exc.error_status_hint
-                    await self._respond(
-                        conn, status, f"{ECI_PREFIX}bad HTTP request: {exc}", close=True
+                    deny = Deny(
+                        "bad-http", f"{ECI_PREFIX}bad HTTP request: {exc}", exc.error_status_hint
                     )
+                    self.config.audit.refused(self.peer, "?", "?", deny)
+                    await self._respond(conn, deny.status, deny.message, close=True)
                     return
                 except (ConnectionError, OSError, h11.LocalProtocolError):
                     raise
