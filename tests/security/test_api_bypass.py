@@ -2082,12 +2082,13 @@ def test_symlink_swapped_after_the_check_does_not_expose_a_restricted_path(env: 
     (work / "safe").mkdir()
     link = work / "link"
 
-    def attempt(socket_path: Path) -> bytes:
+    def attempt(socket_path: Path, runtime: str = "sysbox-runc") -> bytes:
         """What `ls /x` shows, or the refusal's text."""
         name = unique()
         link.unlink(missing_ok=True)
         link.symlink_to(work / "safe")
-        body = {"Image": IMAGE, "Cmd": ["ls", "/x"], "HostConfig": {"Binds": [f"{link}:/x"]}}
+        host_config = {"Binds": [f"{link}:/x"], "Runtime": runtime}
+        body = {"Image": IMAGE, "Cmd": ["ls", "/x"], "HostConfig": host_config}
         try:
             made = api(socket_path, "POST", f"/containers/create?name={name}", body)
             if made.status != 201:
@@ -2103,8 +2104,13 @@ def test_symlink_swapped_after_the_check_does_not_expose_a_restricted_path(env: 
             remove_container(env, name)
 
     try:
-        assert b"key.json" in attempt(env.raw)  # control: /etc/docker is what the container sees
-        assert b"key.json" not in attempt(env.user)
+        # control: plain runc on dockerd's own socket shows /etc/docker
+        assert b"key.json" in attempt(env.raw, runtime="runc")
+        assert b"key.json" not in attempt(env.user)  # the proxy re-checks at start
+        # and past the proxy, the shim checks the tree it hands to runc
+        refused = attempt(env.raw)
+        assert b"key.json" not in refused
+        assert restricted_mount_message(str(link)).encode() in refused
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -383,11 +383,14 @@ class ClientConnection:
                         return  # ConnectionClosed: the client is done
                     outcome = await self._one_request(conn, event)
                 except h11.RemoteProtocolError as exc:
-                    deny = Deny(
-                        "bad-http", f"{ECI_PREFIX}bad HTTP request: {exc}", exc.error_status_hint
+                    status = exc.error_status_hint
+                    # h11's message quotes the request's bytes: never into the audit log
+                    self.config.audit.refused(
+                        self.peer, "?", "?", Deny("bad-http", "malformed HTTP request", status)
                     )
-                    self.config.audit.refused(self.peer, "?", "?", deny)
-                    await self._respond(conn, deny.status, deny.message, close=True)
+                    await self._respond(
+                        conn, status, f"{ECI_PREFIX}bad HTTP request: {exc}", close=True
+                    )
                     return
                 except (ConnectionError, OSError, h11.LocalProtocolError):
                     raise
