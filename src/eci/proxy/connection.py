@@ -45,6 +45,10 @@ from eci.proxy.streams import CHUNK, pipe_both_ways
 from eci.proxy.upstream import LookupFailed, Stream, UpstreamPool, gather_facts
 
 MAX_HEAD = 64 * 1024
+#: A response read smaller than this is a trickle: pause reading briefly (see
+#: ``_let_upstream_fill``); measured with bench/proxy.py (64 KiB starved `docker cp`).
+TRICKLE = 16 * 1024
+TRICKLE_PAUSE = 0.001
 #: Requests safe to send again on a fresh connection when a reused one turns out dead.
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
 #: Headers the proxy sets itself on the forwarded request.
@@ -233,6 +237,8 @@ class ClientConnection:
                 if not data:
                     return Outcome.CLOSE
                 await self._send(data)
+                if len(data) < TRICKLE:
+                    await self._let_upstream_fill()
         except (h11.RemoteProtocolError, FramingError):
             return Outcome.CLOSE
         finally:
@@ -240,6 +246,19 @@ class ClientConnection:
                 watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await watcher
+
+    async def _let_upstream_fill(self) -> None:
+        """dockerd writes `logs` one line per write: reading each as it lands costs the proxy a
+        wake-up per line. After a small read (already relayed, so nothing waits on it), stop
+        reading for a moment and let the kernel gather the next lines into one read."""
+        transport = self.upstream[1].transport if self.upstream is not None else None
+        if not isinstance(transport, asyncio.ReadTransport):
+            return
+        transport.pause_reading()
+        try:
+            await asyncio.sleep(TRICKLE_PAUSE)
+        finally:
+            transport.resume_reading()
 
     @staticmethod
     async def _read_upstream(reader: asyncio.StreamReader) -> bytes:
