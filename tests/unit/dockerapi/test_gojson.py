@@ -16,13 +16,12 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.unit.gostrategies import KELVIN, LONG_S, go_spellings, json_documents
 
 from eci.dockerapi import gojson
 from eci.dockerapi.gojson import AmbiguousBody, BodyError, GoObject, InvalidBody, decode, fold
 
 FUZZ = settings(max_examples=400, deadline=None)
-KELVIN = "\u212a"
-LONG_S = "\u017f"
 
 
 # --- lookups -----------------------------------------------------------------------------------
@@ -314,37 +313,11 @@ FIELD_NAMES = [
 ]
 
 
-def _variant(name: str) -> st.SearchStrategy[str]:
-    """Any case of ``name``, with Go's non-ASCII folds for its k and s now and then."""
-
-    def spell(flips: list[int]) -> str:
-        out = []
-        for ch, flip in zip(name, flips, strict=True):
-            if flip == 1:
-                ch = ch.swapcase()
-            elif flip == 2 and ch.lower() == "k":
-                ch = KELVIN
-            elif flip == 2 and ch.lower() == "s":
-                ch = LONG_S
-            out.append(ch)
-        return "".join(out)
-
-    return st.lists(st.integers(0, 2), min_size=len(name), max_size=len(name)).map(spell)
+_variant = go_spellings
 
 
 keys = st.sampled_from(FIELD_NAMES).flatmap(_variant) | st.text(max_size=6)
-scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers(-(2**70), 2**70)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=8)
-)
-documents = st.recursive(
-    scalars,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(keys, inner, max_size=5),
-    max_leaves=15,
-)
+documents = json_documents(keys, integer_bits=70)
 _TOKENS = st.sampled_from(
     [
         "{",

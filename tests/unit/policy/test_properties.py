@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.unit.gostrategies import go_spellings, json_documents
 from tests.unit.policy.cases import FACTS, OFF, ON, create, request
 
 from eci.dockerapi.request import ApiRequest, parse_request
@@ -34,8 +35,6 @@ from eci.dockerapi.target import BadTarget
 from eci.policy import Allow, Deny, Facts, FactsQuery, Rewrite, decide, facts_needed
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-KELVIN = "\u212a"
-LONG_S = "\u017f"
 
 
 def _strict(body: bytes) -> Any:
@@ -76,22 +75,7 @@ def _outcome(method: str, target: bytes | str, body: bytes, content_type: str | 
 # --- strategies ---------------------------------------------------------------------------------
 
 
-def _variant(name: str, folds: bool = True) -> st.SearchStrategy[str]:
-    """Any letter case of ``name``; with ``folds``, Go's U+212A/U+017F for its k and s."""
-
-    def spell(flips: list[int]) -> str:
-        out = []
-        for ch, flip in zip(name, flips, strict=True):
-            if flip == 1:
-                ch = ch.swapcase()
-            elif flip == 2 and folds and ch.lower() == "k":
-                ch = KELVIN
-            elif flip == 2 and folds and ch.lower() == "s":
-                ch = LONG_S
-            out.append(ch)
-        return "".join(out)
-
-    return st.lists(st.integers(0, 2), min_size=len(name), max_size=len(name)).map(spell)
+_variant = go_spellings
 
 
 FIELDS = [
@@ -169,19 +153,7 @@ keys = (
     | st.sampled_from(["device", "o", "type"])
     | st.text(max_size=4)
 )
-scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers(-(2**64), 2**64)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.sampled_from(VALUES)
-    | st.text(max_size=10)
-)
-documents = st.recursive(
-    scalars,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(keys, inner, max_size=6),
-    max_leaves=30,
-)
+documents = json_documents(keys, VALUES, max_leaves=30)
 _RAW_TOKENS = st.sampled_from(
     [
         "{",
@@ -277,7 +249,9 @@ def test_decide_answers_every_container_create_body(body: bytes) -> None:
 # --- invariant 2 --------------------------------------------------------------------------------
 
 other_fields = st.dictionaries(
-    st.sampled_from([f for f in FIELDS if f not in ("HostConfig", "PidMode")]), scalars, max_size=4
+    st.sampled_from([f for f in FIELDS if f not in ("HostConfig", "PidMode")]),
+    st.none() | st.booleans() | st.text(max_size=10) | st.sampled_from(VALUES),
+    max_size=4,
 )
 
 
