@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import enum
 import json
 import sys
@@ -293,9 +294,9 @@ class ClientConnection:
             return Deny("lookup-failed", f"{ECI_PREFIX}cannot check the request: {exc}", 503)
         return decide(request, policy, facts)
 
-    def _forward_head(
-        self, event: h11.Request, request: ApiRequest, length: int | None
-    ) -> list[tuple[bytes, bytes]]:
+    @staticmethod
+    def _forward_head(event: h11.Request, length: int | None) -> list[tuple[bytes, bytes]]:
+        """The client's headers, with the framing of the body eci forwards."""
         headers = [(n, v) for n, v in event.headers if n not in _FRAMING]
         if not any(n == b"host" for n, _ in headers):
             headers.append((b"host", b"docker"))
@@ -329,7 +330,7 @@ class ClientConnection:
                 )
                 await self._refuse(conn, request, event, deny, close=True)
                 return Outcome.CLOSE
-            request = parse_request(event.method.decode("ascii"), event.target, body, content_type)
+            request = dataclasses.replace(request, body=body)
 
         decision = await self._decide(request)
         if isinstance(decision, Deny):
@@ -342,7 +343,7 @@ class ClientConnection:
         head = h11.Request(
             method=request.method,
             target=_target_for_upstream(request),
-            headers=self._forward_head(event, request, length),
+            headers=self._forward_head(event, length),
         )
         hijack = route is not None and route.hijack
         while True:
