@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from eci.engine.layout import RANGES_DIR, RUNTIME_NAME, EngineLayout
-from eci.policy.context import SYSTEM_DOCKER_SOCKETS, SYSTEM_RESTRICTED, HostPaths, spellings
+from eci.policy.context import SYSTEM_DOCKER_SOCKETS, SYSTEM_RESTRICTED, HostPaths
 
 
 @dataclass(frozen=True)
@@ -80,9 +80,6 @@ def runtime_config(layout: EngineLayout) -> str:
     """runtime.conf: what the runtime shim needs to know about its engine, as `key=value` lines
     (the shim reads it on every create and delete, and json would double its start-up)."""
     paths = host_paths(layout)
-    protected = sorted(
-        {s for p in (*paths.restricted, *paths.docker_sockets) for s in spellings(p)}
-    )
     values = {
         "dockerDataRoot": str(layout.docker_data_root),
         "runtimeDir": str(layout.runtime_dir),
@@ -90,7 +87,7 @@ def runtime_config(layout: EngineLayout) -> str:
         "rangesDir": str(RANGES_DIR),
         "backend": "runc",
         # ':'-separated like PATH (a bind source cannot contain ':' either)
-        "restrictedPaths": ":".join(protected),
+        "restrictedPaths": ":".join(sorted(paths.protected)),
     }
     return "".join(f"{key}={value}\n" for key, value in values.items())
 

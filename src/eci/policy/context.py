@@ -56,18 +56,25 @@ class HostPaths:
 
     restricted: tuple[str, ...] = SYSTEM_RESTRICTED
     docker_sockets: tuple[str, ...] = SYSTEM_DOCKER_SOCKETS
+    #: every spelling of the sockets, and of everything protected: derived once, here
+    socket_spellings: frozenset[str] = field(init=False)
+    protected: frozenset[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        sockets = frozenset(s for sock in self.docker_sockets for s in spellings(sock))
+        restricted = frozenset(s for p in self.restricted for s in spellings(p))
+        object.__setattr__(self, "socket_spellings", sockets)
+        object.__setattr__(self, "protected", restricted | sockets)
 
     def check(self, given: str, resolved: str | None, image: str) -> None:
         """Raise ``PolicyDenied`` if mounting host path ``given`` (``resolved`` on the host)
         would expose a protected path. ``image`` names the container's image for the
         socket-mount message."""
         candidates = spellings(given) | (spellings(resolved) if resolved else set())
-        sockets = {s for sock in self.docker_sockets for s in spellings(sock)}
-        if candidates & sockets:
+        if candidates & self.socket_spellings:
             raise PolicyDenied("docker-socket-mount", socket_mount_message(image))
-        protected = {s for p in (*self.restricted, *self.docker_sockets) for s in spellings(p)}
         for path in candidates:
-            for root in protected:
+            for root in self.protected:
                 if within(path, root) or within(root, path):
                     raise PolicyDenied("restricted-mount", restricted_mount_message(given))
 
