@@ -93,3 +93,12 @@ def socket_mount_message(image: str) -> str:
         "not in the allowed list; if you wish to allow it, configure the docker socket image "
         "list in the Docker admin settings."
     )
+
+
+def command_blocked_message(target: str) -> str:
+    """Docker ECI's text for a request the socket's command list blocks; ``target`` is the
+    request target as the client sent it (version prefix and query included)."""
+    return (
+        f'{ECI_PREFIX}docker command "{target}" is blocked; if you wish to allow it, '
+        "configure the docker socket command list in the Docker admin settings."
+    )
