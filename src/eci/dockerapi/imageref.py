@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["ImageRef", "InvalidReference", "parse_reference"]
+__all__ = ["ImageRef", "InvalidReference", "parse_pattern", "parse_reference"]
 
 DEFAULT_DOMAIN = "docker.io"
 OFFICIAL_PREFIX = "library/"
@@ -83,3 +83,22 @@ def parse_reference(text: str, default_tag: str | None = "latest") -> ImageRef:
     if tag is None and not digest:
         tag = default_tag
     return ImageRef(domain, path, tag, digest or None)
+
+
+ANY_IMAGE = "*"
+ANY_TAG = ":*"
+
+
+def parse_pattern(text: str) -> ImageRef | None:
+    """An image pattern of the admin settings: ``*`` (every image: ``None``), ``name:*`` (any
+    tag: no tag, no digest), ``name@sha256:…`` (a pin) or ``name[:tag]`` (tag defaults to
+    ``latest``)."""
+    if text == ANY_IMAGE:
+        return None
+    if text.endswith(ANY_TAG):
+        ref = parse_reference(text[: -len(ANY_TAG)], default_tag=None)
+        if ref.tag or ref.digest:
+            raise InvalidReference(f"image pattern {text!r}: ':*' must follow a bare name")
+        return ref
+    ref = parse_reference(text)
+    return ImageRef(ref.domain, ref.path, None, ref.digest) if ref.digest else ref

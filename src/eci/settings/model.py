@@ -23,6 +23,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from eci.dockerapi.imageref import InvalidReference, parse_pattern
+
 __all__ = [
     "AdminSettings",
     "CommandList",
@@ -57,6 +59,11 @@ def _check_image(value: str) -> str:
         raise _invalid("an image entry must not be empty")
     if any(ch.isspace() for ch in value):
         raise _invalid(f"an image entry must not contain whitespace, got {value!r}")
+    try:
+        parse_pattern(value)
+    except InvalidReference as exc:
+        reason = f"expected name[:tag], name:*, name@sha256:<digest> or *: {exc}"
+        raise _invalid(reason) from None
     return value
 
 

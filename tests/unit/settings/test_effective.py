@@ -182,7 +182,7 @@ STAR_WARNING = (
     [
         (("*",), None, (STAR_WARNING,)),
         (("docker:cli", "*"), None, (STAR_WARNING,)),
-        (("docker:*", "*:*"), None, ()),
+        (("docker:*", "localstack/localstack:*"), None, ()),
         (("*",), UserSettings(enhancedContainerIsolation=False), (IGNORED_OFF, STAR_WARNING)),
     ],
     ids=["star-alone", "star-among-others", "tag-wildcards-only", "star-and-ignored-user"],

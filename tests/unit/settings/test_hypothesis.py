@@ -153,9 +153,12 @@ def test_near_valid_documents_parse_or_raise_settings_error(value: Any) -> None:
 _no_space_text = st.text(
     alphabet=st.characters().filter(lambda ch: not ch.isspace()), min_size=1, max_size=12
 )
+_image_patterns = st.sampled_from(
+    ["*", "docker:cli", "docker.io/testcontainers/ryuk:*", f"localhost:5000/a/b@sha256:{'a' * 64}"]
+) | st.from_regex(r"[a-z0-9]{1,8}(/[a-z0-9]{1,8})?(:[a-z0-9]{1,8}|:\*)?", fullmatch=True)
 image_lists = st.builds(
     ImageList,
-    images=st.lists(_no_space_text, max_size=5).map(tuple),
+    images=st.lists(_image_patterns, max_size=5).map(tuple),
     allowDerivedImages=st.booleans(),
 )
 command_lists = st.builds(

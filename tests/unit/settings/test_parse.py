@@ -258,6 +258,20 @@ BAD_ADMIN: list[tuple[str, bytes | str, str, str]] = [
         "an image entry must not contain whitespace, got 'docker: cli'",
     ),
     (
+        "image-uppercase",
+        with_socket(imageList={"images": ["docker:cli", "Docker/CLI"]}),
+        f"{DSM}.imageList.images[1]",
+        "expected name[:tag], name:*, name@sha256:<digest> or *: image reference "
+        "'Docker/CLI' is not a valid repository name",
+    ),
+    (
+        "image-any-tag-after-tag",
+        with_socket(imageList={"images": ["docker:cli:*"]}),
+        f"{DSM}.imageList.images[0]",
+        "expected name[:tag], name:*, name@sha256:<digest> or *: image pattern "
+        "'docker:cli:*': ':*' must follow a bare name",
+    ),
+    (
         "allow-derived-string",
         with_socket(imageList={"allowDerivedImages": "no"}),
         f"{DSM}.imageList.allowDerivedImages",
