@@ -9,10 +9,11 @@ from eci.dockerapi import gojson
 from eci.dockerapi.gojson import GoObject, InvalidBody
 from eci.dockerapi.imageref import InvalidReference, is_image_id, parse_reference
 from eci.dockerapi.request import ApiRequest
-from eci.errors import ECI_PREFIX, PolicyDenied, host_namespaces_message
+from eci.errors import ECI_PREFIX, PolicyDenied, host_namespaces_message, socket_mount_message
 from eci.policy.context import PolicyContext
 from eci.policy.decision import Allow, Decision, Rewrite
-from eci.policy.facts import Facts, FactsQuery
+from eci.policy.facts import ContainerFacts, Facts, FactsQuery
+from eci.policy.grants import Grant, grant_path, pin_image, redirect_sockets
 from eci.policy.mounts import HostMount, host_mounts, local_volume_source, volumes_from
 
 #: Namespace modes of HostConfig, by the name used in error texts.
@@ -75,11 +76,13 @@ def create_facts(request: ApiRequest) -> FactsQuery:
     endpoints = networking.obj("EndpointsConfig") if networking else None
     networks.update(k for k in (endpoints or {}) if k.lower() not in BUILTIN_NETWORKS)
     mounts = list(host_mounts(body, hcs))
+    paths = frozenset(m.path for m in mounts if m.path)
     return FactsQuery(
         containers=frozenset(containers),
         volumes=frozenset(m.volume for m in mounts if m.volume),
         networks=frozenset(networks),
-        paths=frozenset(m.path for m in mounts if m.path),
+        paths=paths,
+        image=body.string("Image") if paths else None,
     )
 
 
@@ -115,8 +118,18 @@ def check_namespaces(hcs: list[GoObject], body: GoObject, facts: Facts, ctx: Pol
         raise PolicyDenied("host-namespace", host_namespaces_message(kinds))
 
 
-def check_mounts(mounts: list[HostMount], image: str, facts: Facts, ctx: PolicyContext) -> None:
+def check_mounts(
+    mounts: list[HostMount],
+    image: str,
+    facts: Facts,
+    ctx: PolicyContext,
+    granted: str | None = None,
+) -> None:
+    """Every host mount against the protected paths; ``granted`` is the socket eci itself
+    put in (see ``grant_socket``)."""
     for mount in mounts:
+        if mount.path is not None and mount.path == granted:
+            continue
         if mount.path is not None:
             ctx.host_paths.check(mount.path, facts.real_paths.get(mount.path), image)
         elif mount.volume is not None and (
@@ -133,7 +146,35 @@ def check_volumes_from(hcs: list[GoObject], image: str, facts: Facts, ctx: Polic
                 ctx.host_paths.check(mount.source, facts.real_paths.get(mount.source), image)
 
 
-def force_runtime(body: GoObject, ctx: PolicyContext) -> Decision:
+def grant_socket(body: GoObject, ctx: PolicyContext, facts: Facts) -> tuple[GoObject, Grant]:
+    """The create body with its Docker socket mounts redirected to a socket of its own, if
+    the image may have one (``imagelist``); else the socket-mount refusal."""
+    denied = PolicyDenied("docker-socket-mount", socket_mount_message(image_name(body)))
+    token = facts.grant_token
+    if not ctx.grants_dir or facts.image is None or token is None:
+        raise denied
+    match = ctx.image_list.match(facts.image, facts.resolved, facts.bases)
+    if match is None:
+        raise denied
+    body = copy.deepcopy(body)
+
+    def is_socket(path: str) -> bool:
+        return ctx.host_paths.is_socket(path, facts.real_paths.get(path))
+
+    redirect_sockets(body, host_configs(body), is_socket, grant_path(ctx.grants_dir, token))
+    grant = Grant(token, body.string("Image"), match)
+    pin_image(body, facts.image.id, token)
+    return body, grant
+
+
+def own_grant(found: ContainerFacts | None, ctx: PolicyContext) -> str | None:
+    """The host path of the socket eci granted container ``found``, if any."""
+    if found is None or not found.grant or not ctx.grants_dir:
+        return None
+    return grant_path(ctx.grants_dir, found.grant)
+
+
+def force_runtime(body: GoObject, ctx: PolicyContext, grant: Grant | None = None) -> Decision:
     """Set the runtime in the HostConfig dockerd will use (inner, else the top level)."""
     body = copy.deepcopy(body)  # the request stays as it came; the rewrite is a new body
     inner = body.obj("HostConfig")
@@ -142,7 +183,7 @@ def force_runtime(body: GoObject, ctx: PolicyContext) -> Decision:
     for key in keys:
         del target[key]
     target["Runtime"] = ctx.runtime
-    return Rewrite(gojson.encode(body), f"runtime forced to {ctx.runtime}")
+    return Rewrite(gojson.encode(body), f"runtime forced to {ctx.runtime}", grant)
 
 
 def create(request: ApiRequest, ctx: PolicyContext, facts: Facts) -> Decision:
@@ -158,9 +199,17 @@ def create(request: ApiRequest, ctx: PolicyContext, facts: Facts) -> Decision:
                     f"{ECI_PREFIX}containers may not set {field}: it would move them out of "
                     "the engine's cgroup",
                 )
-    check_mounts(list(host_mounts(body, hcs)), image, facts, ctx)
+    mounts = list(host_mounts(body, hcs))
+    grant = None
+    real = facts.real_paths
+    if any(m.path and ctx.host_paths.is_socket(m.path, real.get(m.path)) for m in mounts):
+        body, grant = grant_socket(body, ctx, facts)
+        hcs = host_configs(body)
+        mounts = list(host_mounts(body, hcs))  # checked again, as rewritten
+    granted = grant_path(ctx.grants_dir, grant.token) if grant else None
+    check_mounts(mounts, image, facts, ctx, granted)
     check_volumes_from(hcs, image, facts, ctx)
-    return force_runtime(body, ctx)
+    return force_runtime(body, ctx, grant)
 
 
 def start(request: ApiRequest, ctx: PolicyContext, facts: Facts) -> Decision:
@@ -175,8 +224,9 @@ def start(request: ApiRequest, ctx: PolicyContext, facts: Facts) -> Decision:
             "not allowed; give it when creating the container",
         )
     found = facts.containers.get(request.param("id"))
+    granted = own_grant(found, ctx)
     for mount in found.mounts if found else ():
-        if mount.type == "bind":
+        if mount.type == "bind" and mount.source != granted:
             ctx.host_paths.check(mount.source, facts.real_paths.get(mount.source), "container")
     return Allow()
 
@@ -218,7 +268,8 @@ def archive(request: ApiRequest, ctx: PolicyContext, facts: Facts) -> Decision:
     the bind; `docker cp` of containers without host binds works as ever."""
     target = request.param("id")
     found = facts.containers.get(target)
-    binds = [m for m in (found.mounts if found else ()) if m.type == "bind"]
+    granted = own_grant(found, ctx)
+    binds = [m for m in (found.mounts if found else ()) if m.type == "bind" and m.source != granted]
     if binds:
         raise PolicyDenied(
             "cp-with-host-bind",

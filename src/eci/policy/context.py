@@ -6,6 +6,8 @@ import posixpath
 from dataclasses import dataclass, field
 
 from eci.errors import PolicyDenied, restricted_mount_message, socket_mount_message
+from eci.policy.imagelist import ImageList
+from eci.settings.model import CommandList
 
 #: Spellings of one directory: a path under either is checked under both.
 PATH_ALIASES: tuple[tuple[str, str], ...] = (("/var/run", "/run"), ("/var/lock", "/run/lock"))
@@ -66,6 +68,11 @@ class HostPaths:
         object.__setattr__(self, "socket_spellings", sockets)
         object.__setattr__(self, "protected", restricted | sockets)
 
+    def is_socket(self, given: str, resolved: str | None) -> bool:
+        """Host path ``given`` (``resolved`` on the host) is a Docker socket."""
+        candidates = spellings(given) | (spellings(resolved) if resolved else set())
+        return bool(candidates & self.socket_spellings)
+
     def check(self, given: str, resolved: str | None, image: str) -> None:
         """Raise ``PolicyDenied`` if mounting host path ``given`` (``resolved`` on the host)
         would expose a protected path. ``image`` names the container's image for the
@@ -86,3 +93,9 @@ class PolicyContext:
     eci_enabled: bool
     runtime: str = "sysbox-runc"
     host_paths: HostPaths = field(default_factory=HostPaths)
+    #: images whose containers may have a Docker socket (a filtered one, served by the proxy)
+    image_list: ImageList = field(default_factory=ImageList)
+    #: what a container may do through its granted socket
+    command_list: CommandList = field(default_factory=CommandList)
+    #: where granted sockets live on the host ("": no socket can be granted)
+    grants_dir: str = ""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from eci.policy.grants import Grant
+
 
 @dataclass(frozen=True, slots=True)
 class Allow:
@@ -25,6 +27,8 @@ class Rewrite:
 
     body: bytes
     note: str
+    #: a Docker socket the proxy must serve for the container this creates
+    grant: Grant | None = None
 
 
 Decision = Allow | Deny | Rewrite

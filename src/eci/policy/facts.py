@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from eci.policy.imagelist import ImageIdentity
+
 
 @dataclass(frozen=True, slots=True)
 class MountFact:
@@ -23,6 +25,8 @@ class ContainerFacts:
     id: str
     runtime: str
     mounts: tuple[MountFact, ...] = ()
+    #: the token of the Docker socket eci granted it (its ``io.eci.socket-grant`` label)
+    grant: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,9 +35,12 @@ class FactsQuery:
     volumes: frozenset[str] = frozenset()
     networks: frozenset[str] = frozenset()
     paths: frozenset[str] = frozenset()
+    #: the image of a create that binds host paths: looked up if one of them is a Docker
+    #: socket (with the imageList's registry digests and possible bases)
+    image: str | None = None
 
     def __bool__(self) -> bool:
-        return bool(self.containers or self.volumes or self.networks or self.paths)
+        return bool(self.containers or self.volumes or self.networks or self.paths or self.image)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,3 +52,11 @@ class Facts:
     network_drivers: Mapping[str, str | None] = field(default_factory=dict)
     #: absolute host path as given -> the path with symlinks resolved on the host
     real_paths: Mapping[str, str] = field(default_factory=dict)
+    #: the create's image, when it asks for a Docker socket (None: not looked up, or none)
+    image: ImageIdentity | None = None
+    #: imageList ``repository:tag`` -> the digest its registry gives now (None: unknown)
+    resolved: Mapping[str, str | None] = field(default_factory=dict)
+    #: local images that may be the allowed base of a derived image
+    bases: tuple[ImageIdentity, ...] = ()
+    #: a fresh token for the socket eci would grant (set with ``image``)
+    grant_token: str | None = None

@@ -44,6 +44,7 @@ NEEDED = [
             volumes=frozenset({"data", "mvol"}),
             networks=frozenset({"mynet", "net2"}),
             paths=frozenset({"/home/u/v", "/home/u/x", "/srv"}),
+            image="busybox",
         ),
     ),
     (
@@ -59,7 +60,7 @@ NEEDED = [
     (
         "create-legacy-top-level",
         create({"Image": "b", "Binds": ["/home/u/x:/x"], "NetworkMode": "mynet"}),
-        Q(networks=frozenset({"mynet"}), paths=frozenset({"/home/u/x"})),
+        Q(networks=frozenset({"mynet"}), paths=frozenset({"/home/u/x"}), image="b"),
     ),
     (
         "create-inline-volume-device",
@@ -81,7 +82,7 @@ NEEDED = [
                 },
             }
         ),
-        Q(paths=frozenset({"/home/u/d"})),
+        Q(paths=frozenset({"/home/u/d"}), image="b"),
     ),
     (
         "exec",

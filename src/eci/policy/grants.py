@@ -1,0 +1,83 @@
+"""Granting the Docker socket to a container whose image is allowed.
+
+The container never gets the real socket. Its socket mounts are redirected to a socket of its
+own (``<grants dir>/<token>/docker.sock``) that the proxy serves with every ECI rule plus the
+admin's ``commandList``; the token is recorded as a container label so the proxy finds the
+socket's owner again after a restart, and removes the socket with its container. The image is
+pinned to the id that was checked, so a retag between the check and the create cannot swap it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from eci.dockerapi.gojson import GoObject
+from eci.policy.imagelist import ImageMatch
+
+GRANT_LABEL = "io.eci.socket-grant"
+GRANT_SOCKET = "docker.sock"
+
+
+def grant_path(grants_dir: str, token: str) -> str:
+    return f"{grants_dir}/{token}/{GRANT_SOCKET}"
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """A socket the proxy must serve for the container about to be created."""
+
+    token: str
+    image: str  # as the create named it
+    match: ImageMatch
+
+
+def _set(obj: GoObject, name: str, value: object) -> None:
+    """Replace every key Go would read into field ``name`` by one ``name`` key."""
+    for key in obj.field_keys(name):
+        del obj[key]
+    obj[name] = value
+
+
+def _redirect_bind(spec: str, is_socket: Callable[[str], bool], source: str) -> str:
+    host, sep, rest = spec.partition(":")
+    return f"{source}:{rest}" if sep and host.startswith("/") and is_socket(host) else spec
+
+
+def redirect_sockets(
+    body: GoObject, host_configs: list[GoObject], is_socket: Callable[[str], bool], source: str
+) -> int:
+    """Point every bind of a Docker socket in ``body`` (``Binds``, bind ``Mounts``, legacy
+    ``Volumes`` keys) at ``source``, in place; returns how many were redirected. Sockets
+    reached any other way (a volume's driver options) are left for the checks to refuse."""
+    redirected = 0
+    volumes = body.obj("Volumes")
+    for key in list(volumes or ()):
+        if volumes is not None and (new := _redirect_bind(key, is_socket, source)) != key:
+            volumes[new] = volumes.pop(key)
+            redirected += 1
+    for hc in host_configs:
+        binds = hc.array("Binds")
+        if binds:
+            new_binds = [_redirect_bind(b, is_socket, source) for b in binds]
+            redirected += sum(a != b for a, b in zip(binds, new_binds, strict=True))
+            _set(hc, "Binds", new_binds)
+        for mount in hc.array("Mounts"):
+            if (
+                isinstance(mount, GoObject)
+                and mount.string("Type").lower() == "bind"
+                and is_socket(mount.string("Source"))
+            ):
+                _set(mount, "Source", source)
+                redirected += 1
+    return redirected
+
+
+def pin_image(body: GoObject, image_id: str, token: str) -> None:
+    """Create from exactly the checked image, and label the container with its grant."""
+    _set(body, "Image", image_id)
+    labels = body.obj("Labels")
+    if labels is None:
+        labels = GoObject()
+        _set(body, "Labels", labels)
+    labels[GRANT_LABEL] = token
