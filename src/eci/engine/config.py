@@ -88,6 +88,8 @@ def runtime_config(layout: EngineLayout) -> str:
         "backend": "runc",
         # ':'-separated like PATH (a bind source cannot contain ':' either)
         "restrictedPaths": ":".join(sorted(paths.protected)),
+        # the one exception: a socket the proxy granted a container (checked to be a socket)
+        "grantsDir": str(layout.grants_dir),
     }
     return "".join(f"{key}={value}\n" for key, value in values.items())
 

@@ -119,6 +119,11 @@ class EngineLayout:
         return self.run_dir / "docker.sock"
 
     @property
+    def grants_dir(self) -> Path:
+        """The filtered Docker sockets the proxy serves to containers granted one."""
+        return self.private_dir / "grants"
+
+    @property
     def containerd_state(self) -> Path:
         return self.private_dir / "containerd"
 

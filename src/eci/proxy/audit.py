@@ -1,5 +1,5 @@
-"""The audit log: one JSON line per refused request. Never request bodies (they may carry
-secrets: registry auth, env values)."""
+"""The audit log: one JSON line per refused request and per Docker socket granted. Never
+request bodies (they may carry secrets: registry auth, env values)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ import sys
 from pathlib import Path
 
 from eci.policy import Deny
+from eci.policy.grants import Grant
 from eci.proxy.peer import Peer
+
+GRANT_RULE = "docker-socket-grant"
 
 
 class AuditLog:
@@ -18,7 +21,35 @@ class AuditLog:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
 
-    def refused(self, peer: Peer, method: str, route: str, decision: Deny) -> None:
+    def refused(
+        self, peer: Peer, method: str, route: str, decision: Deny, via: str | None = None
+    ) -> None:
+        """A refusal; ``via``: the grant token when it came through a container's socket."""
+        self._write(peer, method, route, decision.rule, decision.status, decision.message, via)
+
+    def granted(self, peer: Peer, grant: Grant, container: str) -> None:
+        """A Docker socket granted: always recorded, with a warning for ``"*"``."""
+        match = grant.match
+        reason = (
+            f"filtered Docker socket granted to container {container[:12]} of image "
+            f"{grant.image!r} by imageList entry {match.entry.text!r}"
+        )
+        if match.base:
+            reason += f" (derived from allowed image {match.base})"
+        if match.wildcard:
+            reason += '; WARNING: imageList contains "*": every image may have the Docker socket'
+        self._write(peer, "POST", "/containers/create", GRANT_RULE, 201, reason, grant.token)
+
+    def _write(
+        self,
+        peer: Peer,
+        method: str,
+        route: str,
+        rule: str,
+        status: int,
+        reason: str,
+        via: str | None,
+    ) -> None:
         record = {
             "time": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
             "pid": peer.pid,
@@ -26,10 +57,12 @@ class AuditLog:
             "gid": peer.gid,
             "method": method,
             "route": route,
-            "rule": decision.rule,
-            "status": decision.status,
-            "reason": decision.message,
+            "rule": rule,
+            "status": status,
+            "reason": reason,
         }
+        if via is not None:
+            record["socket"] = via
         line = (json.dumps(record, sort_keys=True) + "\n").encode()
         try:
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)

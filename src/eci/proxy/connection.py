@@ -37,10 +37,13 @@ import h11
 from eci.dockerapi.request import ApiRequest, parse_request
 from eci.dockerapi.routes import Body
 from eci.dockerapi.target import BadTarget
-from eci.errors import ECI_PREFIX
-from eci.policy import Allow, Deny, PolicyContext, Rewrite, decide, facts_needed
+from eci.errors import ECI_PREFIX, PolicyDenied
+from eci.policy import Allow, Deny, Facts, FactsQuery, PolicyContext, Rewrite, decide, facts_needed
+from eci.policy.commands import check_command
 from eci.proxy.audit import AuditLog
 from eci.proxy.framing import FramingError, body_tracker
+from eci.proxy.grants import GrantedSockets, new_token
+from eci.proxy.identity import DigestCache, image_identity
 from eci.proxy.peer import peer_of
 from eci.proxy.streams import CHUNK, pipe_both_ways
 from eci.proxy.upstream import LookupFailed, Stream, UpstreamPool, gather_facts
@@ -73,7 +76,10 @@ class ProxyConfig:
     policy: PolicyContext
     audit: AuditLog
     body_limit: int
+    #: the containers' filtered sockets (None: no socket can be granted)
+    grants: GrantedSockets | None = None
     pool: UpstreamPool = field(init=False)
+    digests: DigestCache = field(init=False, default_factory=DigestCache)
 
     def __post_init__(self) -> None:
         self.pool = UpstreamPool(self.upstream)
@@ -107,9 +113,15 @@ def _stream_length(event: h11.Request) -> int | None:
 
 class ClientConnection:
     def __init__(
-        self, config: ProxyConfig, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self,
+        config: ProxyConfig,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        grant: str | None = None,
     ) -> None:
         self.config = config
+        #: the grant token when this is a container's filtered socket (commandList applies)
+        self.grant = grant
         self.reader = reader
         self.writer = writer
         self.peer = peer_of(writer)
@@ -271,7 +283,7 @@ class ClientConnection:
     # ---- one request -------------------------------------------------------------------
     def _audit(self, request: ApiRequest | None, method: str, target: str, deny: Deny) -> None:
         route = request.target.path if request is not None else target
-        self.config.audit.refused(self.peer, method, route, deny)
+        self.config.audit.refused(self.peer, method, route, deny, self.grant)
 
     async def _refuse(
         self,
@@ -285,14 +297,38 @@ class ClientConnection:
         self._audit(request, method, target, deny)
         await self._respond(conn, deny.status, deny.message, close=close)
 
-    async def _decide(self, request: ApiRequest) -> Allow | Deny | Rewrite:
+    async def _decide(self, request: ApiRequest, sent_target: str) -> Allow | Deny | Rewrite:
         policy = self.config.policy
+        if self.grant is not None:
+            try:
+                check_command(request, sent_target, policy.command_list)
+            except PolicyDenied as denied:
+                return Deny(denied.rule, str(denied), denied.status)
         query = facts_needed(request, policy)
         try:
             facts = await gather_facts(self.config.upstream, query) if query else None
+            if facts is not None:
+                facts = await self._image_facts(query, facts)
         except (LookupFailed, OSError) as exc:
             return Deny("lookup-failed", f"{ECI_PREFIX}cannot check the request: {exc}", 503)
         return decide(request, policy, facts)
+
+    async def _image_facts(self, query: FactsQuery, facts: Facts) -> Facts:
+        """For a create that binds a Docker socket: the image's identity, for the grant."""
+        policy = self.config.policy
+        real = facts.real_paths
+        if (
+            query.image is None
+            or self.config.grants is None
+            or not any(policy.host_paths.is_socket(p, real.get(p)) for p in query.paths)
+        ):
+            return facts
+        image, resolved, bases = await image_identity(
+            self.config.upstream, query.image, policy.image_list, self.config.digests
+        )
+        return dataclasses.replace(
+            facts, image=image, resolved=resolved, bases=bases, grant_token=new_token()
+        )
 
     @staticmethod
     def _forward_head(event: h11.Request, length: int | None) -> list[tuple[bytes, bytes]]:
@@ -332,7 +368,7 @@ class ClientConnection:
                 return Outcome.CLOSE
             request = dataclasses.replace(request, body=body)
 
-        decision = await self._decide(request)
+        decision = await self._decide(request, event.target.decode("latin-1"))
         if isinstance(decision, Deny):
             await self._refuse(conn, request, event, decision, close=streaming)
             done = conn.our_state is h11.DONE and conn.their_state is h11.DONE
@@ -346,6 +382,34 @@ class ClientConnection:
             headers=self._forward_head(event, length),
         )
         hijack = route is not None and route.hijack
+        grant = decision.grant if isinstance(decision, Rewrite) else None
+        if grant is None or self.config.grants is None:
+            return await self._forward(conn, request, head, body, streaming, hijack)
+        try:
+            await self.config.grants.begin(grant.token)
+        except OSError as exc:
+            deny = Deny(
+                "grant-failed", f"{ECI_PREFIX}cannot create the container's socket: {exc}", 500
+            )
+            await self._refuse(conn, request, event, deny)
+            return Outcome.KEEP_ALIVE
+        try:
+            return await self._forward(conn, request, head, body, streaming, hijack)
+        finally:
+            container = await self.config.grants.settle(grant.token)
+            if container is not None:
+                self.config.audit.granted(self.peer, grant, container)
+
+    async def _forward(
+        self,
+        conn: h11.Connection,
+        request: ApiRequest,
+        head: h11.Request,
+        body: bytes,
+        streaming: bool,
+        hijack: bool,
+    ) -> Outcome:
+        """Send the policed request to dockerd and relay its answer."""
         while True:
             self.upstream_clean = False
             upstream_conn = h11.Connection(h11.CLIENT)

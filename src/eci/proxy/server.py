@@ -16,8 +16,11 @@ from pathlib import Path
 from eci.engine.config import host_paths
 from eci.engine.layout import EngineLayout
 from eci.policy import PolicyContext
+from eci.policy.imagelist import ImageList
 from eci.proxy.audit import AuditLog
 from eci.proxy.connection import ClientConnection, ProxyConfig
+from eci.proxy.grants import GrantedSockets
+from eci.settings.model import DockerSocketMount
 
 DEFAULT_BODY_LIMIT = 16 * 1024 * 1024
 
@@ -28,15 +31,26 @@ class SettingsUnreadable(Exception):
 
 
 def policy_context(layout: EngineLayout) -> PolicyContext:
-    """ECI on/off from the snapshot ``eci up`` wrote; protected paths from the layout."""
+    """ECI on/off and the socket grants from the snapshot ``eci up`` wrote; protected paths
+    from the layout."""
     try:
         data = json.loads(layout.settings_snapshot.read_text())
-        enabled = data["enhancedContainerIsolation"]["value"]
+        section = data["enhancedContainerIsolation"]
+        enabled = section["value"]
+        socket = DockerSocketMount.model_validate(section["dockerSocketMount"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise SettingsUnreadable(f"{layout.settings_snapshot}: {exc}") from exc
     if not isinstance(enabled, bool):
         raise SettingsUnreadable(f"{layout.settings_snapshot}: value is not a boolean")
-    return PolicyContext(eci_enabled=enabled, host_paths=host_paths(layout))
+    return PolicyContext(
+        eci_enabled=enabled,
+        host_paths=host_paths(layout),
+        image_list=ImageList.from_settings(
+            socket.imageList.images, socket.imageList.allowDerivedImages
+        ),
+        command_list=socket.commandList,
+        grants_dir=str(layout.grants_dir),
+    )
 
 
 def _prepare_socket_path(path: Path) -> None:
@@ -59,6 +73,7 @@ class Proxy:
             policy=policy_context(layout),
             audit=AuditLog(layout.audit_log),
             body_limit=body_limit,
+            grants=GrantedSockets(layout.grants_dir, layout.raw_socket, self._granted_client),
         )
         # asyncio holds tasks only weakly: a connection whose client has half-closed could
         # be garbage-collected mid-stream, losing a container's last output.
@@ -70,12 +85,22 @@ class Proxy:
         except SettingsUnreadable as exc:
             print(f"eci proxy: reload failed, keeping the current settings: {exc}", file=sys.stderr)
 
-    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _client(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        grant: str | None = None,
+    ) -> None:
         task = asyncio.current_task()
         if task is not None:
             self.connections.add(task)
             task.add_done_callback(self.connections.discard)
-        await ClientConnection(self.config, reader, writer).serve()
+        await ClientConnection(self.config, reader, writer, grant).serve()
+
+    async def _granted_client(
+        self, grant: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        await self._client(reader, writer, grant)
 
     async def serve(self, listen: Path, mode: int = 0o660) -> None:
         _prepare_socket_path(listen)
@@ -88,8 +113,13 @@ class Proxy:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stopping.set)
         loop.add_signal_handler(signal.SIGHUP, self.reload)
+        grants = self.config.grants
+        watcher = asyncio.create_task(grants.watch()) if grants else None
         async with server:
             await stopping.wait()
+        if watcher is not None and grants is not None:
+            watcher.cancel()
+            grants.close_all()
         with contextlib.suppress(FileNotFoundError):
             if listen.stat().st_ino == inode:
                 listen.unlink()

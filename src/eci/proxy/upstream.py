@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -15,6 +16,7 @@ import h11
 from eci.dockerapi.gojson import InvalidBody
 from eci.errors import PolicyDenied
 from eci.policy import ContainerFacts, Facts, FactsQuery, MountFact
+from eci.policy.grants import GRANT_LABEL
 from eci.policy.mounts import local_volume_source
 
 CHUNK = 256 * 1024
@@ -57,15 +59,46 @@ class LookupFailed(Exception):
     """dockerd could not answer a lookup the decision depends on: the request is refused."""
 
 
+def _get(target: str) -> tuple[h11.Connection, bytes]:
+    """A client connection that has sent ``GET target``, and the bytes to send."""
+    conn = h11.Connection(h11.CLIENT)
+    request = h11.Request(method="GET", target=target, headers=[("Host", "docker")])
+    return conn, conn.send(request) + conn.send(h11.EndOfMessage())
+
+
+async def stream_json_lines(socket_path: Path, target: str) -> AsyncIterator[Any]:
+    """A ``GET`` whose answer is a stream of JSON lines (``/events``), one value per line,
+    until dockerd ends it."""
+    reader, writer = await asyncio.open_unix_connection(str(socket_path))
+    try:
+        conn, data = _get(target)
+        writer.write(data)
+        pending = b""
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                conn.receive_data(await reader.read(CHUNK))
+            elif isinstance(event, h11.Response) and event.status_code != 200:
+                raise LookupFailed(f"GET {target}: dockerd answered {event.status_code}")
+            elif isinstance(event, h11.Data):
+                *lines, pending = (pending + event.data).split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        yield json.loads(line)
+            elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
+                return
+    except (h11.ProtocolError, ValueError) as exc:
+        raise LookupFailed(f"GET {target}: {exc}") from exc
+    finally:
+        writer.close()
+
+
 async def get_json(socket_path: Path, target: str) -> tuple[int, Any]:
     """One ``GET`` on a fresh connection: (status, decoded JSON or None)."""
     reader, writer = await asyncio.open_unix_connection(str(socket_path))
     try:
-        conn = h11.Connection(h11.CLIENT)
-        writer.write(
-            conn.send(h11.Request(method="GET", target=target, headers=[("Host", "docker")]))
-            + conn.send(h11.EndOfMessage())
-        )
+        conn, data = _get(target)
+        writer.write(data)
         status, body = 0, bytearray()
         while True:
             event = conn.next_event()
@@ -101,7 +134,11 @@ def _container(data: dict[str, Any]) -> ContainerFacts:
         for m in data.get("Mounts") or []
     )
     runtime = str((data.get("HostConfig") or {}).get("Runtime") or "")
-    return ContainerFacts(str(data.get("Id", "")), runtime, mounts)
+    labels = (data.get("Config") or {}).get("Labels") or {}
+    grant = labels.get(GRANT_LABEL) if isinstance(labels, dict) else None
+    return ContainerFacts(
+        str(data.get("Id", "")), runtime, mounts, grant if isinstance(grant, str) else None
+    )
 
 
 def _local_volume_options(data: dict[str, Any]) -> dict[str, str] | None:

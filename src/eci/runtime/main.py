@@ -51,6 +51,7 @@ class RuntimeConfig:
     __slots__ = (
         "backend",
         "docker_data_root",
+        "grants_dir",
         "ranges_dir",
         "restricted_paths",
         "rootfs_dir",
@@ -61,6 +62,7 @@ class RuntimeConfig:
         self.docker_data_root = values["dockerDataRoot"]
         # required: without it binds could not be checked (fail closed, not open)
         self.restricted_paths = tuple(p for p in values["restrictedPaths"].split(":") if p)
+        self.grants_dir = values.get("grantsDir", "")
         self.runtime_dir = values["runtimeDir"]
         self.rootfs_dir = values["rootfsDir"]
         self.ranges_dir = values["rangesDir"]
@@ -191,6 +193,7 @@ def create(inv: invocation.Invocation) -> int:
                 userns,
                 config.docker_data_root,
                 config.restricted_paths,
+                config.grants_dir,
             )
         finally:
             os.close(userns)

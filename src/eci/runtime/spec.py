@@ -10,6 +10,7 @@ ended up) arrive in `SpecContext`, so this module does no IO and is unit-tested 
 from __future__ import annotations
 
 import copy
+import re
 
 from eci.errors import SpecRefused, host_namespaces_message
 from eci.runtime.mountinfo import is_under
@@ -244,3 +245,17 @@ def plan_mounts(spec: Spec, docker_data_root: str, container_id: str = "") -> li
 def restricted_source(resolved: str, restricted: Iterable[str]) -> bool:
     """A bind source (resolved on the host) that is, lies in, or contains a restricted path."""
     return any(is_under(resolved, r) or is_under(r, resolved) for r in restricted)
+
+
+GRANT_NAME = re.compile(r"[0-9a-f]{32}/docker\.sock\Z")
+
+
+def granted_socket(resolved: str, grants_dir: str) -> bool:
+    """A bind source that is exactly a socket the proxy granted (``<grants>/<token>/docker.sock``,
+    eci's own rewrite of an allowed image's socket mount); the caller checks it is a socket."""
+    prefix = grants_dir.rstrip("/") + "/"
+    return (
+        bool(grants_dir)
+        and resolved.startswith(prefix)
+        and bool(GRANT_NAME.match(resolved[len(prefix) :]))
+    )

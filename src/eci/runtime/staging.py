@@ -17,11 +17,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import stat
 
 from eci.errors import RuntimeShimError, SpecRefused, restricted_mount_message
 from eci.runtime import mounts
 from eci.runtime.mountinfo import mount_points, mounts_under
-from eci.runtime.spec import restricted_source
+from eci.runtime.spec import granted_socket, restricted_source
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -92,6 +93,7 @@ def stage_binds(
     userns: int,
     data_root: str,
     restricted: tuple[str, ...] = (),
+    grants_dir: str = "",
 ) -> dict[int, str]:
     """Attach each planned bind source under `stage`; returns spec mount index -> new source.
 
@@ -122,7 +124,10 @@ def stage_binds(
         else:
             source_fd = os.open(plan.source, os.O_PATH | os.O_CLOEXEC)
             resolved = os.readlink(f"/proc/self/fd/{source_fd}")
-            if restricted_source(resolved, restricted):
+            granted = granted_socket(resolved, grants_dir) and stat.S_ISSOCK(
+                os.fstat(source_fd).st_mode
+            )
+            if restricted_source(resolved, restricted) and not granted:
                 os.close(source_fd)
                 raise SpecRefused(restricted_mount_message(plan.source))
         try:

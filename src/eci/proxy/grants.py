@@ -1,0 +1,163 @@
+"""Filtered Docker sockets granted to containers (see ``eci.policy.grants``).
+
+Each grant is a listening socket ``<grants dir>/<token>/docker.sock`` served like the user
+socket, plus the admin's ``commandList``. It is opened before the create is forwarded (the
+container's bind needs it), kept if dockerd created the container, and removed when the
+container is destroyed (dockerd's events) or found gone (a reconcile at start and whenever
+the event stream is re-established). Only directories named like a token are ever removed.
+
+A proxy restart re-creates the sockets of existing containers at the same paths: containers
+started afterwards reach them; a container that was running keeps the old, dead socket until
+it restarts (its mount holds the old inode).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import secrets
+import stat
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from functools import partial
+from pathlib import Path
+from urllib.parse import quote
+
+from eci.policy.grants import GRANT_LABEL, GRANT_SOCKET
+from eci.proxy.upstream import LookupFailed, get_json, stream_json_lines
+
+TOKEN = re.compile(r"[0-9a-f]{32}\Z")
+RETRY = 1.0  # seconds before the event stream is re-opened
+
+Serve = Callable[[str, asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+def new_token() -> str:
+    return secrets.token_hex(16)
+
+
+class GrantedSockets:
+    def __init__(self, directory: Path, upstream: Path, serve: Serve) -> None:
+        self.directory = directory
+        self.upstream = upstream
+        self.serve = serve
+        self.servers: dict[str, asyncio.AbstractServer] = {}
+        #: opened for a create still in flight: a reconcile must not take them away
+        self.pending: set[str] = set()
+
+    def path(self, token: str) -> Path:
+        return self.directory / token / GRANT_SOCKET
+
+    async def open(self, token: str) -> None:
+        """Listen on the grant's socket (mode 0666: container root is an unprivileged host
+        uid; the directories above are root-only, so only the container's bind reaches it)."""
+        if not TOKEN.match(token):
+            raise ValueError(f"not a grant token: {token!r}")
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path = self.path(token)
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            if stat.S_ISSOCK(path.lstat().st_mode):
+                path.unlink()  # left by an earlier proxy: nobody listens on it any more
+        server = await asyncio.start_unix_server(partial(self.serve, token), path=str(path))
+        os.chmod(path, 0o666)
+        self.servers[token] = server
+
+    def close(self, token: str) -> None:
+        """Stop serving the grant and remove its socket and directory."""
+        server = self.servers.pop(token, None)
+        if server is not None:
+            server.close()
+        if not TOKEN.match(token):
+            return
+        path = self.path(token)
+        with contextlib.suppress(FileNotFoundError):
+            if stat.S_ISSOCK(path.lstat().st_mode):
+                path.unlink()
+        with contextlib.suppress(FileNotFoundError, OSError):
+            path.parent.rmdir()  # only when empty: never anything but what eci put there
+
+    async def begin(self, token: str) -> None:
+        """Open a grant for a create about to be forwarded."""
+        self.pending.add(token)
+        try:
+            await self.open(token)
+        except BaseException:
+            self.pending.discard(token)
+            self.close(token)
+            raise
+
+    async def settle(self, token: str) -> str | None:
+        """After the create: keep the grant if dockerd made the container (its id), else
+        remove it."""
+        try:
+            owners = await self._owners()
+        except (LookupFailed, OSError):
+            owners = {}
+        finally:
+            self.pending.discard(token)
+        if token not in owners:
+            self.close(token)
+            return None
+        return owners[token]
+
+    async def _owners(self) -> dict[str, str]:
+        """token -> container id, for every container with a grant label."""
+        filters = quote(json.dumps({"label": [GRANT_LABEL]}))
+        status, listing = await get_json(self.upstream, f"/containers/json?all=1&filters={filters}")
+        if status != 200 or not isinstance(listing, list):
+            raise LookupFailed(f"listing granted containers: dockerd answered {status}")
+        return {
+            str(labels[GRANT_LABEL]): str(c.get("Id"))
+            for c in listing
+            if isinstance(c, dict)
+            and isinstance(labels := c.get("Labels"), dict)
+            and GRANT_LABEL in labels
+        }
+
+    async def reconcile(self) -> None:
+        """Serve the grants of existing containers; remove those of containers gone."""
+        owners = await self._owners()
+        on_disk = (
+            {p.name for p in self.directory.iterdir() if TOKEN.match(p.name)}
+            if self.directory.is_dir()
+            else set()
+        )
+        for token in (on_disk | set(self.servers)) - set(owners) - self.pending:
+            self.close(token)
+        for token in owners:
+            if TOKEN.match(token) and token not in self.servers:
+                await self.open(token)
+
+    def _destroyed(self, event: object) -> None:
+        actor = event.get("Actor") if isinstance(event, dict) else None
+        attributes = actor.get("Attributes") if isinstance(actor, dict) else None
+        token = attributes.get(GRANT_LABEL) if isinstance(attributes, dict) else None
+        if isinstance(token, str):
+            self.close(token)
+
+    async def watch(self) -> None:
+        """Follow container destroy events for as long as the proxy runs."""
+        filters = json.dumps({"type": ["container"], "event": ["destroy"]})
+        while True:
+            since = (
+                int(time.time()) - 1
+            )  # replayed: nothing destroyed during the reconcile is missed
+            try:
+                await self.reconcile()
+                target = f"/events?since={since}&filters={quote(filters)}"
+                async for event in stream_json_lines(self.upstream, target):
+                    self._destroyed(event)
+            except (LookupFailed, OSError) as exc:
+                print(f"eci proxy: granted sockets: {exc}; retrying", file=sys.stderr)
+            await asyncio.sleep(RETRY)
+
+    def close_all(self) -> None:
+        """On proxy stop: stop listening; sockets stay for the next proxy to take over."""
+        for server in self.servers.values():
+            server.close()
+        self.servers.clear()
