@@ -30,14 +30,14 @@ from urllib.parse import quote
 from eci.policy.grants import GRANT_LABEL, GRANT_SOCKET
 from eci.proxy.upstream import LookupFailed, get_json, stream_json_lines
 
-TOKEN = re.compile(r"[0-9a-f]{32}\Z")
+TOKEN = re.compile(r"[0-9a-f]{16}\Z")
 RETRY = 1.0  # seconds before the event stream is re-opened
 
 Serve = Callable[[str, asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
 def new_token() -> str:
-    return secrets.token_hex(16)
+    return secrets.token_hex(8)  # short: unix socket paths are at most 107 bytes
 
 
 class GrantedSockets:

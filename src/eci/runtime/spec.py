@@ -247,7 +247,7 @@ def restricted_source(resolved: str, restricted: Iterable[str]) -> bool:
     return any(is_under(resolved, r) or is_under(r, resolved) for r in restricted)
 
 
-GRANT_NAME = re.compile(r"[0-9a-f]{32}/docker\.sock\Z")
+GRANT_NAME = re.compile(r"[0-9a-f]{16}/docker\.sock\Z")
 
 
 def granted_socket(resolved: str, grants_dir: str) -> bool:

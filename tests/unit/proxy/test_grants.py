@@ -1,0 +1,186 @@
+"""Granted sockets against a scripted dockerd: served while their container exists, removed
+with it (destroy events, or a reconcile after a restart), and nothing else touched."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import shutil
+import socket
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from eci.policy.grants import GRANT_LABEL
+from eci.proxy.grants import GrantedSockets, new_token
+
+LIVE, GONE, NEW = new_token(), new_token(), new_token()
+
+
+class FakeDockerd:
+    """Answers ``/containers/json`` from ``containers`` and streams ``/events`` from a queue."""
+
+    def __init__(self) -> None:
+        self.containers: list[dict[str, Any]] = []
+        self.events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await self._answer(reader, writer)
+        finally:
+            writer.close()
+
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        target = head.split(b" ")[1].decode()
+        if target.startswith("/containers/json"):
+            body = json.dumps(self.containers).encode()
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        elif target.startswith("/events"):
+            writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+            while True:
+                line = json.dumps(await self.events.get()).encode() + b"\n"
+                writer.write(b"%x\r\n%s\r\n" % (len(line), line))
+                await writer.drain()
+        await writer.drain()
+
+
+@contextlib.asynccontextmanager
+async def dockerd(tmp_path: Path) -> AsyncIterator[tuple[FakeDockerd, Path]]:
+    fake = FakeDockerd()
+    path = tmp_path / "dockerd.sock"
+    server = await asyncio.start_unix_server(fake.handle, path=str(path))
+    async with server:
+        yield fake, path
+
+
+def run(test: Callable[[Path], Awaitable[None]], _: Path) -> None:
+    """Each test in its own event loop (no pytest-asyncio), under a timeout, in a short
+    directory (unix socket paths are at most 107 bytes)."""
+    short = Path(tempfile.mkdtemp(prefix="eci-grants-", dir="/tmp"))
+
+    async def main() -> None:
+        await asyncio.wait_for(test(short), 10)
+
+    try:
+        asyncio.run(main())
+    finally:
+        shutil.rmtree(short)
+
+
+def _container(token: str) -> dict[str, Any]:
+    return {"Id": f"id-{token[:4]}", "Labels": {GRANT_LABEL: token, "other": "x"}}
+
+
+def _grants(tmp_path: Path, dockerd_path: Path) -> tuple[GrantedSockets, list[str]]:
+    served: list[str] = []
+
+    async def serve(token: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        served.append(token)
+        writer.close()
+
+    return GrantedSockets(tmp_path / "grants", dockerd_path, serve), served
+
+
+async def _connect(path: Path) -> None:
+    reader, writer = await asyncio.open_unix_connection(str(path))
+    await reader.read()  # the fake serve closes at once
+    writer.close()
+
+
+def test_reconcile_serves_live_grants_and_removes_only_dead_ones(tmp_path: Path) -> None:
+    run(_test_reconcile_serves_live_grants_and_removes_only_dead_ones, tmp_path)
+
+
+async def _test_reconcile_serves_live_grants_and_removes_only_dead_ones(tmp_path: Path) -> None:
+    async with dockerd(tmp_path) as (fake, path):
+        fake.containers = [_container(LIVE), {"Id": "unlabelled", "Labels": {}}]
+        grants, served = _grants(tmp_path, path)
+        for token in (LIVE, GONE):  # left by an earlier proxy: stale sockets nobody listens on
+            (tmp_path / "grants" / token).mkdir(parents=True)
+            stale = socket.socket(socket.AF_UNIX)
+            stale.bind(str(grants.path(token)))
+            stale.close()
+        foreign = tmp_path / "grants" / "not-a-token"
+        foreign.mkdir()
+
+        await grants.reconcile()
+
+        assert sorted(p.name for p in (tmp_path / "grants").iterdir()) == sorted(
+            [LIVE, "not-a-token"]
+        )
+        await _connect(grants.path(LIVE))
+        assert served == [LIVE]
+        assert grants.path(LIVE).stat().st_mode & 0o777 == 0o666
+        grants.close_all()
+
+
+def test_a_destroy_event_removes_the_socket(tmp_path: Path) -> None:
+    run(_test_a_destroy_event_removes_the_socket, tmp_path)
+
+
+async def _test_a_destroy_event_removes_the_socket(tmp_path: Path) -> None:
+    async with dockerd(tmp_path) as (fake, path):
+        fake.containers = [_container(LIVE)]
+        grants, _ = _grants(tmp_path, path)
+        watcher = asyncio.create_task(grants.watch())
+        try:
+            for _ in range(100):
+                if grants.path(LIVE).exists():
+                    break
+                await asyncio.sleep(0.01)
+            assert grants.path(LIVE).is_socket()
+            fake.containers = []
+            await fake.events.put(
+                {"Type": "container", "Action": "destroy", "Actor": {}}
+            )  # not ours
+            await fake.events.put(
+                {
+                    "Type": "container",
+                    "Action": "destroy",
+                    "Actor": {"Attributes": {GRANT_LABEL: LIVE}},
+                }
+            )
+            for _ in range(100):
+                if not grants.path(LIVE).parent.exists():
+                    break
+                await asyncio.sleep(0.01)
+            assert not grants.path(LIVE).parent.exists()
+            assert LIVE not in grants.servers
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+            grants.close_all()
+
+
+def test_a_grant_is_kept_only_if_dockerd_created_the_container(tmp_path: Path) -> None:
+    run(_test_a_grant_is_kept_only_if_dockerd_created_the_container, tmp_path)
+
+
+async def _test_a_grant_is_kept_only_if_dockerd_created_the_container(tmp_path: Path) -> None:
+    async with dockerd(tmp_path) as (fake, path):
+        grants, _ = _grants(tmp_path, path)
+        await grants.begin(NEW)
+        assert grants.path(NEW).is_socket()
+        await grants.reconcile()  # a create in flight is not taken away
+        assert grants.path(NEW).is_socket()
+        assert await grants.settle(NEW) is None  # dockerd refused the create
+        assert not grants.path(NEW).parent.exists()
+
+        await grants.begin(LIVE)
+        fake.containers = [_container(LIVE)]
+        assert await grants.settle(LIVE) == f"id-{LIVE[:4]}"
+        assert grants.path(LIVE).is_socket()
+        grants.close_all()
+
+
+def test_tokens_are_never_paths(tmp_path: Path) -> None:
+    grants, _ = _grants(tmp_path, tmp_path / "none.sock")
+    with pytest.raises(ValueError, match="not a grant token"):
+        asyncio.run(grants.open("../../etc"))
+    grants.close("../../etc")  # no-op: nothing outside the grants dir is touched
