@@ -11,6 +11,8 @@ import subprocess
 import pytest
 from tests.support import DOCKER_CLIS, TEST_USER, EngineHandle, run
 
+from eci.images.catalog import TEST_IMAGES
+
 pytestmark = pytest.mark.engine
 
 
@@ -100,7 +102,7 @@ def test_images_carry_registry_digests(engine: EngineHandle) -> None:
 
 def test_images_rerun_is_up_to_date(engine: EngineHandle) -> None:
     result = engine.eci("images")
-    assert result.stdout.count("up to date") == 2, result.stdout
+    assert result.stdout.count("up to date") == len(TEST_IMAGES), result.stdout
 
 
 def test_docker_cli_image_holds_a_docker_client(engine: EngineHandle) -> None:
@@ -128,11 +130,17 @@ def test_verify_passes_built_rows_and_marks_the_rest_not_yet(engine: EngineHandl
     assert by_capability.pop("engine") == {"pass"}
     assert by_capability.pop("runtime") == {"pass"}
     assert by_capability.pop("proxy") == {"pass"}
+    assert by_capability.pop("socket-mount") == {"pass"}
     assert by_capability, "the table must still list capabilities that are not built"
     assert all(statuses == {"not yet"} for statuses in by_capability.values())
     uid_map = next(r for r in rows if "uid_map" in r["check"])
     assert uid_map["observed"].startswith("0 ")
     assert uid_map["observed"].endswith(" 65536")
+    socket_rows = [r["observed"] for r in rows if r["capability"] == "socket-mount"]
+    assert socket_rows == [
+        "refused (not allowlisted)",  # the session's settings list no image
+        "no imageList entries to impersonate: every socket mount refused",
+    ]
 
 
 def test_output_of_short_lived_containers_is_never_lost(engine: EngineHandle) -> None:

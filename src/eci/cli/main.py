@@ -186,7 +186,8 @@ def env(state_dir: StateDir = None) -> None:
 
 @app.command()
 def images(state_dir: StateDir = None) -> None:
-    """Build the local test images (busybox, docker:cli) with real registry digests."""
+    """Build the local test images (busybox, docker:cli, a Ryuk stand-in) with real registry
+    digests."""
     import docker
 
     from eci.images.builder import build
@@ -198,7 +199,7 @@ def images(state_dir: StateDir = None) -> None:
         for recipe in TEST_IMAGES:
             what = build(client, recipe, state.registry_address)
             digests = client.api.inspect_image(recipe.name)["RepoDigests"]
-            out.print(f"{recipe.name:<16} {what:<11} {' '.join(digests)}", highlight=False)
+            out.print(f"{recipe.name:<26} {what:<11} {' '.join(digests)}", highlight=False)
     except EciError as exc:
         raise _fail(exc) from None
     finally:
