@@ -9,9 +9,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from eci.engine.layout import EngineLayout
 from eci.host.mounts import mounts_under
@@ -99,6 +101,43 @@ ECI_ON_LOCKED = {
     "configurationFileVersion": 2,
     "enhancedContainerIsolation": {"value": True, "locked": True},
 }
+
+
+#: the proxy re-reads its settings on SIGHUP, a moment after `eci up` returns
+RELOAD_GRACE = 0.5
+
+
+def socket_settings(**socket_mount: Any) -> dict[str, Any]:
+    """ECI on and locked, the test images allowed to mount the Docker socket; ``imageList``
+    and ``commandList`` keys given here are merged in."""
+    image_list = {"images": ["docker:cli", "docker.io/testcontainers/ryuk:*"]}
+    image_list.update(socket_mount.pop("imageList", {}))
+    return {
+        "configurationFileVersion": 2,
+        "enhancedContainerIsolation": {
+            "value": True,
+            "locked": True,
+            "dockerSocketMount": {"imageList": image_list, **socket_mount},
+        },
+    }
+
+
+def reload_settings(engine: EngineHandle, data: object | None = None) -> None:
+    """Apply admin settings ``data`` to the running engine (None: its own settings back)."""
+    path = engine.admin_settings
+    if data is not None:
+        path = write_settings(engine.admin_settings.parent, data, "reloaded-settings.json")
+    engine.eci("up", "--admin-settings", str(path))
+    time.sleep(RELOAD_GRACE)
+
+
+@contextlib.contextmanager
+def settings_applied(engine: EngineHandle, data: object) -> Iterator[None]:
+    reload_settings(engine, data)
+    try:
+        yield
+    finally:
+        reload_settings(engine)
 
 
 def assert_nothing_left(layout: EngineLayout) -> None:

@@ -14,10 +14,9 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from tests.support import EngineHandle, write_settings
+from tests.support import EngineHandle, reload_settings, settings_applied, socket_settings
 
 from eci.errors import command_blocked_message, socket_mount_message
 
@@ -25,37 +24,13 @@ pytestmark = pytest.mark.engine
 
 SOCKET = "/var/run/docker.sock"
 BIND = f"{SOCKET}:{SOCKET}"
-RELOAD_GRACE = 0.5  # the proxy re-reads its settings on SIGHUP
-
-
-def settings(**socket_mount: Any) -> dict[str, Any]:
-    image_list = {"images": ["docker:cli", "docker.io/testcontainers/ryuk:*"]}
-    image_list.update(socket_mount.pop("imageList", {}))
-    return {
-        "configurationFileVersion": 2,
-        "enhancedContainerIsolation": {
-            "value": True,
-            "locked": True,
-            "dockerSocketMount": {"imageList": image_list, **socket_mount},
-        },
-    }
-
-
-def apply(engine: EngineHandle, data: dict[str, Any]) -> None:
-    path = write_settings(engine.admin_settings.parent, data, "socket-settings.json")
-    engine.eci("up", "--admin-settings", str(path))
-    time.sleep(RELOAD_GRACE)
 
 
 @pytest.fixture
 def allowlist(engine: EngineHandle) -> Iterator[None]:
     """The session engine with an imageList; its own settings back afterwards."""
-    apply(engine, settings())
-    try:
+    with settings_applied(engine, socket_settings()):
         yield
-    finally:
-        engine.eci("up", "--admin-settings", str(engine.admin_settings))
-        time.sleep(RELOAD_GRACE)
 
 
 def _grants(engine: EngineHandle) -> set[str]:
@@ -163,7 +138,7 @@ def derived(engine: EngineHandle) -> Iterator[str]:
 def test_derived_images_follow_the_flag(
     engine: EngineHandle, allowlist: None, derived: str, allow_derived: bool
 ) -> None:
-    apply(engine, settings(imageList={"allowDerivedImages": allow_derived}))
+    reload_settings(engine, socket_settings(imageList={"allowDerivedImages": allow_derived}))
     if allow_derived:
         out = engine.docker("run", "--rm", "-v", BIND, derived, "docker", "version", "-f", "ok")
         assert out.stdout.strip() == "ok"
@@ -189,7 +164,7 @@ def test_command_list_is_enforced_both_ways(
     commands: list[str],
     allowed: tuple[bool, bool],
 ) -> None:
-    apply(engine, settings(commandList={"type": mode, "commands": commands}))
+    reload_settings(engine, socket_settings(commandList={"type": mode, "commands": commands}))
     script = "docker ps -q; echo ps=$?; docker images -q; echo images=$?"
     result = engine.docker("run", "--rm", "-v", BIND, "docker:cli", "sh", "-c", script)
     assert f"ps={0 if allowed[0] else 1}" in result.stdout

@@ -7,6 +7,7 @@ reported as "not yet" without running anything: a row can only pass by being che
 from __future__ import annotations
 
 import grp
+import json
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,12 +17,19 @@ from pathlib import Path
 import docker
 import docker.errors
 
+from eci.dockerapi.imageref import parse_reference
 from eci.engine.layout import RUNTIME_NAME, EngineLayout
-from eci.errors import host_namespaces_message, restricted_mount_message
+from eci.errors import host_namespaces_message, restricted_mount_message, socket_mount_message
+from eci.policy.imagelist import ImageList
 
 #: Capabilities that exist in this build. Each later capability adds its name here together with
 #: the `run` functions of its rows.
-BUILT_FEATURES = frozenset({"engine", "runtime", "proxy"})
+BUILT_FEATURES = frozenset({"engine", "runtime", "proxy", "socket-mount"})
+
+SOCKET = "/var/run/docker.sock"
+SOCKET_BIND = {SOCKET: {"bind": SOCKET, "mode": "rw"}}
+CLI_IMAGE = "docker:cli"
+RETAG = "eci-verify-retag"  # the tag given for a ``name:*`` entry
 
 
 class Status(Enum):
@@ -141,10 +149,10 @@ def _ro_bind_remount(t: Target) -> Outcome:
     return Outcome(out == "refused" if t.eci_enabled else out == "REMOUNTED", out)
 
 
-def _refusal(t: Target, **options: object) -> str | None:
+def _refusal(t: Target, image: str | None = None, **options: object) -> str | None:
     """The daemon's error message if creating a container with ``options`` is refused."""
     try:
-        t.client.containers.run(t.image, ["true"], remove=True, **options)
+        t.client.containers.run(image or t.image, ["true"], remove=True, **options)
     except docker.errors.APIError as exc:
         return str(exc.explanation)
     return None
@@ -173,6 +181,74 @@ def _restricted_mount(t: Target) -> Outcome:
     if t.eci_enabled:
         return Outcome(refusal == restricted_mount_message("/etc/docker"), refusal or "ran")
     return Outcome(refusal is None, refusal or "ran")
+
+
+def _image_list(t: Target) -> ImageList:
+    """The ``imageList`` of the settings the engine runs with."""
+    section = json.loads(t.layout.settings_snapshot.read_text())["enhancedContainerIsolation"]
+    images = section["dockerSocketMount"]["imageList"]
+    return ImageList.from_settings(images["images"], images["allowDerivedImages"])
+
+
+def _socket_message(image: str) -> str:
+    return socket_mount_message(parse_reference(image).repository)
+
+
+def _socket_mount(t: Target) -> Outcome:
+    """Refused with the socket text, or (allowlisted) a filtered socket of its own that
+    answers ``docker version``; without ECI, the real socket."""
+    command = ["docker", "version", "--format", "{{.Server.Version}}"]
+    try:
+        container = t.client.containers.create(CLI_IMAGE, command, volumes=SOCKET_BIND)
+    except docker.errors.APIError as exc:
+        refusal = str(exc.explanation)
+        ok = t.eci_enabled and refusal == _socket_message(CLI_IMAGE)
+        return Outcome(ok, "refused (not allowlisted)" if ok else refusal)
+    try:
+        container.start()
+        status = container.wait()["StatusCode"]
+        version = container.logs(stdout=True, stderr=False).decode().strip()
+        source = Path(container.attrs["HostConfig"]["Binds"][0].split(":")[0])
+    finally:
+        container.remove(force=True)
+    ran = status == 0 and version != ""
+    if not t.eci_enabled:
+        return Outcome(ran, f"runs: docker version {version}" if ran else f"exit {status}")
+    filtered = source.parent.parent == t.layout.grants_dir
+    if ran and filtered and _image_list(t).entries:
+        return Outcome(True, f"allowlisted: filtered socket, docker version {version}")
+    return Outcome(False, f"ran with {source}: exit {status}, {version!r}")
+
+
+def _retag_refused(t: Target) -> Outcome:
+    """An image named like an allowlisted one (a tag is just a name) is still refused."""
+    if not t.eci_enabled:
+        return Outcome(True, "- (ECI off)")
+    entries = _image_list(t).entries
+    if any(e.repository is None for e in entries):
+        return Outcome(True, 'WARNING: imageList has "*": every image may mount the socket')
+    names = [(e.repository, e.tag or RETAG) for e in entries if e.repository and not e.digest]
+    if not names:
+        refusal = _refusal(t, volumes=SOCKET_BIND)
+        ok = refusal == _socket_message(t.image)
+        observed = "no imageList entries to impersonate: every socket mount refused"
+        return Outcome(ok, observed if ok else refusal or "ran")
+    repository, tag = names[0]
+    name = f"{repository}:{tag}"
+    try:
+        previous: str | None = t.client.images.get(name).id
+    except docker.errors.ImageNotFound:
+        previous = None
+    t.client.images.get(t.image).tag(repository, tag)
+    try:
+        refusal = _refusal(t, image=name, volumes=SOCKET_BIND)
+    finally:
+        if previous is None:
+            t.client.images.remove(name)
+        else:
+            t.client.api.tag(previous, repository, tag)
+    ok = refusal == socket_mount_message(repository)
+    return Outcome(ok, f"{t.image} tagged {name}: refused" if ok else refusal or "ran")
 
 
 def _echo_ok(t: Target) -> Outcome:
@@ -231,9 +307,14 @@ TABLE: tuple[Check, ...] = (
         "socket-mount",
         "refused unless allowlisted",
         "runs",
+        _socket_mount,
     ),
     Check(
-        "retag a denied image to an allowlisted name, mount socket", "socket-mount", "refused", "-"
+        "retag a denied image to an allowlisted name, mount socket",
+        "socket-mount",
+        "refused",
+        "-",
+        _retag_refused,
     ),
     Check(
         "--privileged then mount -o remount,rw of a ro bind",
