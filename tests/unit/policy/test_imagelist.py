@@ -1,4 +1,4 @@
-"""imageList matching by image identity: reference forms × images × settings."""
+"""imageList matching by image identity: reference forms, images and settings."""
 
 from __future__ import annotations
 
@@ -64,7 +64,8 @@ def test_direct_matching(entry: str, img: ImageIdentity, allowed: bool, derived:
     found = images.match(img, RESOLVED)
     assert (found is not None) == allowed
     if found is not None:
-        assert found.entry.text == entry and found.base is None
+        assert found.entry.text == entry
+        assert found.base is None
         assert found.wildcard == (entry == "*")
 
 
@@ -118,7 +119,9 @@ def test_an_unresolved_tag_matches_nothing() -> None:
         ("index.docker.io/library/docker:cli", "docker.io/library/docker", "cli", None),
     ],
 )
-def test_entry_forms(text: str, repository: str | None, tag: str | None, digest: str | None) -> None:
+def test_entry_forms(
+    text: str, repository: str | None, tag: str | None, digest: str | None
+) -> None:
     assert ImageEntry.parse(text) == ImageEntry(text, repository, tag, digest)
 
 
@@ -143,5 +146,7 @@ def test_a_list_allows_exactly_what_one_of_its_entries_allows(
     entries: list[str], img: ImageIdentity, derived: bool
 ) -> None:
     whole = ImageList.from_settings(entries, derived).match(img, RESOLVED, bases=[CLI])
-    each = [ImageList.from_settings([e], derived).match(img, RESOLVED, bases=[CLI]) for e in entries]
+    each = [
+        ImageList.from_settings([e], derived).match(img, RESOLVED, bases=[CLI]) for e in entries
+    ]
     assert (whole is not None) == any(m is not None for m in each)
