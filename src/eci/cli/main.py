@@ -145,7 +145,8 @@ def audit_log(
     as_json: AsJson = False,
     last: Annotated[int, typer.Option("--last", "-n", help="Show only the last N refusals.")] = 0,
 ) -> None:
-    """Show the requests the proxy refused (time, peer uid/pid, route, rule, reason)."""
+    """Show the requests the proxy refused and the Docker sockets it granted (time, peer
+    uid/pid, route, rule, reason)."""
     path = EngineLayout.for_state_dir(state_dir).audit_log
     try:
         lines = path.read_text().splitlines()
