@@ -13,7 +13,7 @@ from eci.errors import ECI_PREFIX, PolicyDenied, host_namespaces_message, socket
 from eci.policy.context import PolicyContext
 from eci.policy.decision import Allow, Decision, Rewrite
 from eci.policy.facts import ContainerFacts, Facts, FactsQuery
-from eci.policy.grants import Grant, grant_path, pin_image, redirect_sockets
+from eci.policy.grants import GRANT_LABEL, Grant, grant_path, pin_image, redirect_sockets
 from eci.policy.mounts import HostMount, host_mounts, local_volume_source, volumes_from
 
 #: Namespace modes of HostConfig, by the name used in error texts.
@@ -206,6 +206,12 @@ def create(request: ApiRequest, ctx: PolicyContext, facts: Facts) -> Decision:
         body, grant = grant_socket(body, ctx, facts)
         hcs = host_configs(body)
         mounts = list(host_mounts(body, hcs))  # checked again, as rewritten
+    if grant is None and GRANT_LABEL in (body.obj("Labels") or {}):
+        raise PolicyDenied(
+            "reserved-label",
+            f"{ECI_PREFIX}the label {GRANT_LABEL} is eci's own (it marks a granted Docker "
+            "socket); containers may not set it",
+        )
     granted = grant_path(ctx.grants_dir, grant.token) if grant else None
     check_mounts(mounts, image, facts, ctx, granted)
     check_volumes_from(hcs, image, facts, ctx)

@@ -25,6 +25,7 @@ import time
 from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from eci.policy.grants import GRANT_LABEL, GRANT_SOCKET
@@ -111,13 +112,22 @@ class GrantedSockets:
         status, listing = await get_json(self.upstream, f"/containers/json?all=1&filters={filters}")
         if status != 200 or not isinstance(listing, list):
             raise LookupFailed(f"listing granted containers: dockerd answered {status}")
-        return {
-            str(labels[GRANT_LABEL]): str(c.get("Id"))
-            for c in listing
-            if isinstance(c, dict)
-            and isinstance(labels := c.get("Labels"), dict)
-            and GRANT_LABEL in labels
-        }
+        owners = {}
+        for c in listing:
+            labels = c.get("Labels") if isinstance(c, dict) else None
+            token = labels.get(GRANT_LABEL) if isinstance(labels, dict) else None
+            # the label alone is not ownership: an image committed from a granted container
+            # carries it too; the owner is the container that binds the grant's socket
+            if isinstance(token, str) and TOKEN.match(token) and self._binds(c, token):
+                owners[token] = str(c.get("Id"))
+        return owners
+
+    def _binds(self, container: dict[str, Any], token: str) -> bool:
+        mounts = container.get("Mounts")
+        path = str(self.path(token))
+        return isinstance(mounts, list) and any(
+            isinstance(m, dict) and m.get("Source") == path for m in mounts
+        )
 
     async def reconcile(self) -> None:
         """Serve the grants of existing containers; remove those of containers gone."""

@@ -152,3 +152,10 @@ def test_start_and_cp_accept_a_container_s_own_grant_only(
     assert not isinstance(decide(request(method, target, body), ctx, own), Deny)
     stolen = dataclasses.replace(FACTS, containers={"c": STOLEN_C})
     assert isinstance(decide(request(method, target, body), ctx, stolen), Deny)
+
+
+def test_the_grant_label_is_reserved_without_a_grant() -> None:
+    body = {"Image": "busybox", "Labels": {GRANT_LABEL: TOKEN}}
+    decision = decide(create(body), ALLOWING, WITH_IMAGE)
+    assert isinstance(decision, Deny)
+    assert decision.rule == "reserved-label"

@@ -72,8 +72,13 @@ def run(test: Callable[[Path], Awaitable[None]], _: Path) -> None:
         shutil.rmtree(short)
 
 
-def _container(token: str) -> dict[str, Any]:
-    return {"Id": f"id-{token[:4]}", "Labels": {GRANT_LABEL: token, "other": "x"}}
+def _container(token: str, root: Path) -> dict[str, Any]:
+    """A container that binds its grant's socket (the label alone is not ownership)."""
+    return {
+        "Id": f"id-{token[:4]}",
+        "Labels": {GRANT_LABEL: token, "other": "x"},
+        "Mounts": [{"Type": "bind", "Source": str(root / "grants" / token / "docker.sock")}],
+    }
 
 
 def _grants(tmp_path: Path, dockerd_path: Path) -> tuple[GrantedSockets, list[str]]:
@@ -98,7 +103,8 @@ def test_reconcile_serves_live_grants_and_removes_only_dead_ones(tmp_path: Path)
 
 async def _test_reconcile_serves_live_grants_and_removes_only_dead_ones(tmp_path: Path) -> None:
     async with dockerd(tmp_path) as (fake, path):
-        fake.containers = [_container(LIVE), {"Id": "unlabelled", "Labels": {}}]
+        inherited = {"Id": "from-a-commit", "Labels": {GRANT_LABEL: GONE}, "Mounts": []}
+        fake.containers = [_container(LIVE, tmp_path), {"Id": "unlabelled"}, inherited]
         grants, served = _grants(tmp_path, path)
         for token in (LIVE, GONE):  # left by an earlier proxy: stale sockets nobody listens on
             (tmp_path / "grants" / token).mkdir(parents=True)
@@ -125,7 +131,7 @@ def test_a_destroy_event_removes_the_socket(tmp_path: Path) -> None:
 
 async def _test_a_destroy_event_removes_the_socket(tmp_path: Path) -> None:
     async with dockerd(tmp_path) as (fake, path):
-        fake.containers = [_container(LIVE)]
+        fake.containers = [_container(LIVE, tmp_path)]
         grants, _ = _grants(tmp_path, path)
         watcher = asyncio.create_task(grants.watch())
         try:
@@ -173,7 +179,7 @@ async def _test_a_grant_is_kept_only_if_dockerd_created_the_container(tmp_path: 
         assert not grants.path(NEW).parent.exists()
 
         await grants.begin(LIVE)
-        fake.containers = [_container(LIVE)]
+        fake.containers = [_container(LIVE, tmp_path)]
         assert await grants.settle(LIVE) == f"id-{LIVE[:4]}"
         assert grants.path(LIVE).is_socket()
         grants.close_all()
