@@ -33,7 +33,9 @@ err = Console(stderr=True, soft_wrap=True)
 
 StateDir = Annotated[
     Path | None,
-    typer.Option("--state-dir", envvar="ECI_STATE_DIR", help="Engine state dir [/var/lib/eci]."),
+    typer.Option(
+        "--state-dir", envvar="ECI_STATE_DIR", help="Engine state dir (default /var/lib/eci)."
+    ),
 ]
 AdminFile = Annotated[
     Path | None,

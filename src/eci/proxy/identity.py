@@ -2,7 +2,7 @@
 says the allowlisted tags are now, and the local images an image may be derived from.
 
 Only a create that binds a Docker socket pays for this; the costs are measured in
-bench/socket.py. Tag digests are asked of dockerd (``GET /distribution/{name}/json``, which
+bench/grants.py. Tag digests are asked of dockerd (``GET /distribution/{name}/json``, which
 goes through the engine's registry configuration and mirrors) and kept for a few minutes, as
 Docker Desktop refreshes its allowed digests periodically. An answer that does not come is not
 cached: the tag then matches nothing (fail closed) until the registry answers again.
