@@ -12,7 +12,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -31,6 +31,14 @@ def allowlist(engine: EngineHandle) -> Iterator[None]:
     """The session engine with an imageList; its own settings back afterwards."""
     with settings_applied(engine, socket_settings()):
         yield
+
+
+def _wait_until(done: Callable[[], bool], timeout: float = 10) -> None:
+    """The proxy removes a grant on dockerd's destroy event, a moment after `--rm`/`rm`."""
+    deadline = time.monotonic() + timeout
+    while not done() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert done()
 
 
 def _grants(engine: EngineHandle) -> set[str]:
@@ -65,7 +73,7 @@ def test_allowed_image_runs_docker_ps_through_a_socket_of_its_own(
     ).stdout.split("\n")  # fmt: skip
     assert out[0].split()[:2] != ["0", "0"]  # container root is not host root
     assert name in out[1:]  # it listed itself through the mounted socket
-    assert _grants(engine) == before  # the socket went with its container
+    _wait_until(lambda: _grants(engine) == before)  # the socket went with its container
     records = [json.loads(line) for line in engine.layout.audit_log.read_text().splitlines()]
     assert any(
         r["rule"] == "docker-socket-grant" and "'docker:cli'" in r["reason"] for r in records
@@ -90,10 +98,7 @@ def test_the_granted_socket_is_not_the_engine_s(engine: EngineHandle, allowlist:
         assert "can't share namespaces [pid] with the host" in pid_host.stderr
     finally:
         engine.docker("rm", "-f", cid)
-    deadline = time.monotonic() + 10
-    while Path(source).parent.exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not Path(source).parent.exists()  # removed with the container
+    _wait_until(lambda: not Path(source).parent.exists())  # removed with the container
 
 
 def test_image_not_in_the_list_is_refused(engine: EngineHandle, allowlist: None) -> None:

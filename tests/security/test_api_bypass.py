@@ -1695,7 +1695,15 @@ PLUGIN_CONFIG = {
     "Env": [{"Name": "DEBUG", "Description": "debug", "Settable": ["value"], "Value": "0"}],
     "Args": {"Name": "", "Description": "", "Settable": None, "Value": None},
 }
-PLUGIN_TAR = tar({"config.json": json.dumps(PLUGIN_CONFIG).encode(), "rootfs": None})
+
+
+def plugin_tar(name: str) -> bytes:
+    """A plugin of its own content: dockerd 20.10 answers 409 "content … already exists" when
+    a plugin is created from blobs an earlier, removed plugin left in its store."""
+    config = {**PLUGIN_CONFIG, "Description": f"eci security test plugin {name}"}
+    return tar({"config.json": json.dumps(config).encode(), "rootfs": None})
+
+
 NO_AUTH = urlsafe_b64encode(b"{}").decode()
 
 
@@ -1710,7 +1718,7 @@ def remove_plugin(env: Env, name: str) -> None:
 
 def create_plugin_raw(env: Env, name: str) -> None:
     data = request(
-        "POST", f"/plugins/create?name={name}", PLUGIN_TAR, content_type="application/x-tar"
+        "POST", f"/plugins/create?name={name}", plugin_tar(name), content_type="application/x-tar"
     )
     responses = exchange(env.raw, data)
     assert [r.status for r in responses] == [204], responses
@@ -1769,7 +1777,7 @@ class TestPlugins:
         data = request(
             "POST",
             f"/v1.41/plugins/create?name={local}",
-            PLUGIN_TAR,
+            plugin_tar(local),
             content_type="application/x-tar",
         )
         try:

@@ -98,7 +98,7 @@ class GrantedSockets:
         try:
             owners = await self._owners()
         except (LookupFailed, OSError):
-            owners = {}
+            return None  # kept: the next reconcile removes it if there is no container
         finally:
             self.pending.discard(token)
         if token not in owners:
@@ -162,8 +162,8 @@ class GrantedSockets:
                 target = f"/events?since={since}&filters={quote(filters)}"
                 async for event in stream_json_lines(self.upstream, target):
                     self._destroyed(event)
-            except (LookupFailed, OSError) as exc:
-                print(f"eci proxy: granted sockets: {exc}; retrying", file=sys.stderr)
+            except Exception as exc:  # never stop following: sockets would outlive containers
+                print(f"eci proxy: granted sockets: {exc!r}; retrying", file=sys.stderr)
             await asyncio.sleep(RETRY)
 
     def close_all(self) -> None:
