@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import platform
@@ -54,8 +53,8 @@ from typing import Any
 from urllib.parse import quote
 
 import docker
-from proxy import Response, _connect  # bench/proxy.py
-from start import ECI, SETTINGS, _run  # bench/start.py
+from proxy import Response, _connect, engine  # bench/proxy.py
+from start import SETTINGS  # bench/start.py
 
 from eci.engine.layout import EngineLayout
 from eci.policy.grants import GRANT_LABEL
@@ -78,25 +77,6 @@ Sample = dict[str, float]  # phase -> milliseconds; "total" always
 
 
 # ---- engine and images ----------------------------------------------------------------------
-@contextlib.contextmanager
-def engine() -> Iterator[EngineLayout]:
-    """A private engine (ECI on, the imageList above) on a fresh state dir, images built;
-    always torn down."""
-    state = Path(tempfile.mkdtemp(prefix="eci-bench-", dir="/tmp"))
-    state.chmod(0o711)
-    settings = state.with_suffix(".json")
-    settings.write_text(json.dumps(ADMIN_SETTINGS))
-    settings.chmod(0o644)
-    try:
-        _run(ECI, "up", "--state-dir", str(state), "--admin-settings", str(settings))
-        _run(ECI, "images", "--state-dir", str(state))
-        yield EngineLayout.for_state_dir(state)
-    finally:
-        subprocess.run([ECI, "down", "--state-dir", str(state)], capture_output=True)
-        settings.unlink(missing_ok=True)
-        subprocess.run(["rm", "-rf", "--one-file-system", str(state)], check=False)
-
-
 def build_derived(layout: EngineLayout) -> None:
     """``FROM docker:cli`` + one layer, classic builder, through the user socket."""
     with tempfile.TemporaryDirectory(prefix="eci-bench-ctx-") as ctx:
@@ -436,7 +416,7 @@ def main() -> None:
     t0 = time.perf_counter()
     load_before = os.getloadavg()
     states: list[State] = []
-    with engine() as layout:
+    with engine(ADMIN_SETTINGS) as layout:
         build_derived(layout)
         registry = json.loads(layout.state_file.read_text())["registryAddress"]
         client = docker.DockerClient(base_url=f"unix://{layout.raw_socket}")

@@ -51,12 +51,12 @@ TIMES, MINUS = "\u00d7", "\u2212"  # for the markdown table
 
 # ---- engine and containers ------------------------------------------------------------------
 @contextlib.contextmanager
-def engine() -> Iterator[EngineLayout]:
+def engine(admin_settings: object = SETTINGS) -> Iterator[EngineLayout]:
     """A private engine (ECI on) on a fresh state dir, images built; always torn down."""
     state = Path(tempfile.mkdtemp(prefix="eci-bench-", dir="/tmp"))
     state.chmod(0o711)
     settings = state.with_suffix(".json")
-    settings.write_text(json.dumps(SETTINGS))
+    settings.write_text(json.dumps(admin_settings))
     settings.chmod(0o644)
     try:
         _run(ECI, "up", "--state-dir", str(state), "--admin-settings", str(settings))
