@@ -67,6 +67,13 @@ class GoObject(dict[str, Any]):
         wanted = fold(name)
         return [k for k in self if fold(k) == wanted]
 
+    def set_field(self, name: str, value: Any) -> None:
+        """Make ``value`` what Go reads into field ``name``: every key that would fill it
+        (any spelling Go folds to it) is replaced by the one key ``name``."""
+        for key in self.field_keys(name):
+            del self[key]
+        self[name] = value
+
     def obj(self, name: str) -> GoObject | None:
         """Field ``name`` as an object; a present non-object value is invalid for a struct."""
         value = self.field(name)

@@ -179,10 +179,7 @@ def force_runtime(body: GoObject, ctx: PolicyContext, grant: Grant | None = None
     body = copy.deepcopy(body)  # the request stays as it came; the rewrite is a new body
     inner = body.obj("HostConfig")
     target = inner if inner is not None else body
-    keys = target.field_keys("Runtime")
-    for key in keys:
-        del target[key]
-    target["Runtime"] = ctx.runtime
+    target.set_field("Runtime", ctx.runtime)
     return Rewrite(gojson.encode(body), f"runtime forced to {ctx.runtime}", grant)
 
 
@@ -201,8 +198,7 @@ def create(request: ApiRequest, ctx: PolicyContext, facts: Facts) -> Decision:
                 )
     mounts = list(host_mounts(body, hcs))
     grant = None
-    real = facts.real_paths
-    if any(m.path and ctx.host_paths.is_socket(m.path, real.get(m.path)) for m in mounts):
+    if ctx.host_paths.binds_socket((m.path for m in mounts if m.path), facts.real_paths):
         body, grant = grant_socket(body, ctx, facts)
         hcs = host_configs(body)
         mounts = list(host_mounts(body, hcs))  # checked again, as rewritten

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from eci.errors import PolicyDenied, restricted_mount_message, socket_mount_message
@@ -72,6 +73,10 @@ class HostPaths:
         """Host path ``given`` (``resolved`` on the host) is a Docker socket."""
         candidates = spellings(given) | (spellings(resolved) if resolved else set())
         return bool(candidates & self.socket_spellings)
+
+    def binds_socket(self, paths: Iterable[str], real_paths: Mapping[str, str]) -> bool:
+        """One of the host ``paths`` (resolved through ``real_paths``) is a Docker socket."""
+        return any(self.is_socket(p, real_paths.get(p)) for p in paths)
 
     def check(self, given: str, resolved: str | None, image: str) -> None:
         """Raise ``PolicyDenied`` if mounting host path ``given`` (``resolved`` on the host)

@@ -32,13 +32,6 @@ class Grant:
     match: ImageMatch
 
 
-def _set(obj: GoObject, name: str, value: object) -> None:
-    """Replace every key Go would read into field ``name`` by one ``name`` key."""
-    for key in obj.field_keys(name):
-        del obj[key]
-    obj[name] = value
-
-
 def _redirect_bind(spec: str, is_socket: Callable[[str], bool], source: str) -> str:
     host, sep, rest = spec.partition(":")
     return f"{source}:{rest}" if sep and host.startswith("/") and is_socket(host) else spec
@@ -61,23 +54,23 @@ def redirect_sockets(
         if binds:
             new_binds = [_redirect_bind(b, is_socket, source) for b in binds]
             redirected += sum(a != b for a, b in zip(binds, new_binds, strict=True))
-            _set(hc, "Binds", new_binds)
+            hc.set_field("Binds", new_binds)
         for mount in hc.array("Mounts"):
             if (
                 isinstance(mount, GoObject)
                 and mount.string("Type").lower() == "bind"
                 and is_socket(mount.string("Source"))
             ):
-                _set(mount, "Source", source)
+                mount.set_field("Source", source)
                 redirected += 1
     return redirected
 
 
 def pin_image(body: GoObject, image_id: str, token: str) -> None:
     """Create from exactly the checked image, and label the container with its grant."""
-    _set(body, "Image", image_id)
+    body.set_field("Image", image_id)
     labels = body.obj("Labels")
     if labels is None:
         labels = GoObject()
-        _set(body, "Labels", labels)
+        body.set_field("Labels", labels)
     labels[GRANT_LABEL] = token

@@ -316,11 +316,10 @@ class ClientConnection:
     async def _image_facts(self, query: FactsQuery, facts: Facts) -> Facts:
         """For a create that binds a Docker socket: the image's identity, for the grant."""
         policy = self.config.policy
-        real = facts.real_paths
         if (
             query.image is None
             or self.config.grants is None
-            or not any(policy.host_paths.is_socket(p, real.get(p)) for p in query.paths)
+            or not policy.host_paths.binds_socket(query.paths, facts.real_paths)
         ):
             return facts
         image, resolved, bases = await image_identity(

@@ -17,7 +17,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from eci.policy.imagelist import ImageIdentity, ImageList
-from eci.proxy.upstream import LookupFailed, get_json
+from eci.proxy.upstream import LookupFailed, get_json, get_object
 
 DIGEST_TTL = 300.0  # seconds a registry's answer for a tag is trusted
 
@@ -49,12 +49,9 @@ class DigestCache:
 
 
 async def _inspect(socket_path: Path, name: str) -> ImageIdentity | None:
-    status, data = await get_json(socket_path, f"/images/{quote(name, safe='/:@')}/json")
-    if status == 404:
-        return None
-    if status != 200 or not isinstance(data, dict):
-        raise LookupFailed(f"looking up image {name!r}: dockerd answered {status}")
-    return ImageIdentity.from_inspect(data)
+    target = f"/images/{quote(name, safe='/:@')}/json"
+    data = await get_object(socket_path, target, f"image {name!r}")
+    return ImageIdentity.from_inspect(data) if data is not None else None
 
 
 async def _bases(socket_path: Path, images: ImageList, exclude: str) -> tuple[ImageIdentity, ...]:

@@ -117,15 +117,20 @@ async def get_json(socket_path: Path, target: str) -> tuple[int, Any]:
         writer.close()
 
 
-async def _lookup(socket_path: Path, kind: str, name: str) -> Any:
-    status, data = await get_json(
-        socket_path, f"/{kind}/{quote(name, safe='')}" + ("/json" if kind == "containers" else "")
-    )
+async def get_object(socket_path: Path, target: str, what: str) -> dict[str, Any] | None:
+    """An inspect-like ``GET``: the object, ``None`` if dockerd has no such thing (404), and
+    ``LookupFailed`` for any other answer."""
+    status, data = await get_json(socket_path, target)
     if status == 404:
         return None
     if status != 200 or not isinstance(data, dict):
-        raise LookupFailed(f"looking up {kind[:-1]} {name!r}: dockerd answered {status}")
+        raise LookupFailed(f"looking up {what}: dockerd answered {status}")
     return data
+
+
+async def _lookup(socket_path: Path, kind: str, name: str) -> Any:
+    target = f"/{kind}/{quote(name, safe='')}" + ("/json" if kind == "containers" else "")
+    return await get_object(socket_path, target, f"{kind[:-1]} {name!r}")
 
 
 def _container(data: dict[str, Any]) -> ContainerFacts:
