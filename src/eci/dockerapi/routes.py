@@ -35,6 +35,9 @@ class Route:
     body: Body = Body.BUFFERED
     #: the connection turns into a raw bidirectional stream after the response head
     hijack: bool = False
+    #: the response is a bulk download (a tarball): asked with ``Connection: close``, so the
+    #: proxy relays it until EOF without following its framing
+    download: bool = False
 
     def pattern(self) -> re.Pattern[str]:
         regex = ""
@@ -58,9 +61,14 @@ class RouteMatch:
 
 
 def _r(
-    name: str, method: str, template: str, body: Body = Body.BUFFERED, hijack: bool = False
+    name: str,
+    method: str,
+    template: str,
+    body: Body = Body.BUFFERED,
+    hijack: bool = False,
+    download: bool = False,
 ) -> Route:
-    return Route(name, method, template, body, hijack)
+    return Route(name, method, template, body, hijack, download)
 
 
 S = Body.STREAM
@@ -81,10 +89,10 @@ ROUTES: tuple[Route, ...] = (
     _r("container.top", "GET", "/containers/{id}/top"),
     _r("container.logs", "GET", "/containers/{id}/logs"),
     _r("container.changes", "GET", "/containers/{id}/changes"),
-    _r("container.export", "GET", "/containers/{id}/export"),
+    _r("container.export", "GET", "/containers/{id}/export", download=True),
     _r("container.stats", "GET", "/containers/{id}/stats"),
     _r("container.attach_ws", "GET", "/containers/{id}/attach/ws", hijack=True),
-    _r("container.archive_get", "GET", "/containers/{id}/archive"),
+    _r("container.archive_get", "GET", "/containers/{id}/archive", download=True),
     _r("container.archive_head", "HEAD", "/containers/{id}/archive"),
     _r("container.archive_put", "PUT", "/containers/{id}/archive", S),
     _r("container.start", "POST", "/containers/{id}/start"),
@@ -107,11 +115,11 @@ ROUTES: tuple[Route, ...] = (
     # images
     _r("image.list", "GET", "/images/json"),
     _r("image.search", "GET", "/images/search"),
-    _r("image.get_all", "GET", "/images/get"),
+    _r("image.get_all", "GET", "/images/get", download=True),
     _r("image.create", "POST", "/images/create", S),
     _r("image.load", "POST", "/images/load", S),
     _r("image.prune", "POST", "/images/prune"),
-    _r("image.get", "GET", "/images/{name*}/get"),
+    _r("image.get", "GET", "/images/{name*}/get", download=True),
     _r("image.history", "GET", "/images/{name*}/history"),
     _r("image.inspect", "GET", "/images/{name*}/json"),
     _r("image.push", "POST", "/images/{name*}/push"),
