@@ -15,7 +15,9 @@ framing dockerd would read differently cannot get past the policy.
 Responses are relayed as dockerd sent them, unbuffered, with backpressure; an h11 client
 parser reads along only to find where each response ends. Hijacked routes (attach, exec
 start, /session, /grpc) become a raw bidirectional pipe with half-close once dockerd
-switches protocols (101) or starts the raw stream (200).
+switches protocols (101) or starts the raw stream (200). Bulk downloads (`docker cp` out,
+`export`, `save`) are asked with ``Connection: close``: their body ends with the upstream
+connection, so it is spliced through in the kernel (``proxy/splice.py``) without being read.
 """
 
 from __future__ import annotations
@@ -41,10 +43,11 @@ from eci.errors import ECI_PREFIX, PolicyDenied
 from eci.policy import Allow, Deny, Facts, FactsQuery, PolicyContext, Rewrite, decide, facts_needed
 from eci.policy.commands import check_command
 from eci.proxy.audit import AuditLog
-from eci.proxy.framing import FramingError, body_tracker
+from eci.proxy.framing import FramingError, LengthBody, body_tracker
 from eci.proxy.grants import GrantedSockets, new_token
 from eci.proxy.identity import DigestCache, image_identity
 from eci.proxy.peer import peer_of
+from eci.proxy.splice import SpliceRelay
 from eci.proxy.streams import CHUNK, pipe_both_ways
 from eci.proxy.upstream import LookupFailed, Stream, UpstreamPool, gather_facts
 
@@ -57,6 +60,7 @@ TRICKLE_PAUSE = 0.001
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
 #: Headers the proxy sets itself on the forwarded request.
 _FRAMING = {b"content-length", b"transfer-encoding", b"expect"}
+_CLOSE = {b"connection", b"keep-alive"}
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
 
 
@@ -132,6 +136,7 @@ class ClientConnection:
         self.head_request = False
         #: the upstream connection ended its last response cleanly: it may serve another client
         self.upstream_clean = False
+        self.splice: SpliceRelay | None = None  # a download being spliced through
 
     # ---- client side -------------------------------------------------------------------
     async def _next_event(self, conn: h11.Connection) -> h11.Event | type[h11.PAUSED]:
@@ -200,6 +205,8 @@ class ClientConnection:
             if not data:
                 self.client_eof = True
                 self.upstream_clean = False
+                if self.splice is not None:
+                    self.splice.stop()
                 if self.upstream is not None and self.upstream[1].can_write_eof():
                     with contextlib.suppress(OSError):
                         self.upstream[1].write_eof()
@@ -207,7 +214,7 @@ class ClientConnection:
             self.pending += data
 
     async def _relay_response(
-        self, client_conn: h11.Connection, method: str, hijack: bool
+        self, client_conn: h11.Connection, method: str, hijack: bool, download: bool
     ) -> Outcome:
         """Relay dockerd's answer as it comes: the head read by h11, the body by offsets."""
         up_reader, _ = await self._upstream()
@@ -239,6 +246,8 @@ class ClientConnection:
                 or any(n == b"connection" and b"close" in v.lower() for n, v in headers)
                 or client_conn.our_state is not h11.DONE
             )
+            if download and not isinstance(tracker, LengthBody):
+                return await self._splice_until_eof()  # (a length-framed error stays below)
             data = client_conn.trailing_data[0]  # body bytes already relayed with the head
             while True:
                 if tracker is not None:
@@ -259,6 +268,38 @@ class ClientConnection:
                 watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await watcher
+
+    async def _splice_until_eof(self) -> Outcome:
+        """Relay the rest of a download (asked with ``Connection: close``) until dockerd closes.
+
+        Raw writes to the client's socket must not overtake bytes still queued in asyncio: the
+        upstream StreamReader's buffer goes first, through the client transport, which is
+        then flushed to empty; the upstream transport stops reading before that, so every
+        later byte is in the socket for the splice."""
+        assert self.upstream is not None
+        up_reader, up_writer = self.upstream
+        up_transport = up_writer.transport
+        try:
+            buffered = await up_reader.read(len(up_reader._buffer))  # type: ignore[attr-defined]
+        except ConnectionError:
+            return Outcome.CLOSE
+        if isinstance(up_transport, asyncio.ReadTransport):
+            up_transport.pause_reading()  # (the read above did not wait: nothing came since)
+        if buffered:
+            self.writer.write(buffered)
+        self.writer.transport.set_write_buffer_limits(high=0)
+        await self.writer.drain()  # with no high-water mark: until the transport is empty
+        self.splice = SpliceRelay(
+            up_writer.get_extra_info("socket").fileno(),
+            self.writer.get_extra_info("socket").fileno(),
+        )
+        try:
+            await self.splice.run()
+        except OSError:
+            pass  # either side failed: the connection closes as it would at EOF
+        finally:
+            self.splice = None
+        return Outcome.CLOSE
 
     async def _let_upstream_fill(self) -> None:
         """dockerd writes `logs` one line per write: reading each as it lands costs the proxy a
@@ -330,15 +371,21 @@ class ClientConnection:
         )
 
     @staticmethod
-    def _forward_head(event: h11.Request, length: int | None) -> list[tuple[bytes, bytes]]:
-        """The client's headers, with the framing of the body eci forwards."""
-        headers = [(n, v) for n, v in event.headers if n not in _FRAMING]
+    def _forward_head(
+        event: h11.Request, length: int | None, close: bool = False
+    ) -> list[tuple[bytes, bytes]]:
+        """The client's headers, with the framing of the body eci forwards; ``close`` asks
+        dockerd to close after the response, so that its body ends with the connection."""
+        dropped = _FRAMING | _CLOSE if close else _FRAMING
+        headers = [(n, v) for n, v in event.headers if n not in dropped]
         if not any(n == b"host" for n, _ in headers):
             headers.append((b"host", b"docker"))
         if length is None:
             headers.append((b"transfer-encoding", b"chunked"))
         else:
             headers.append((b"content-length", str(length).encode()))
+        if close:
+            headers.append((b"connection", b"close"))
         return headers
 
     async def _one_request(self, conn: h11.Connection, event: h11.Request) -> Outcome:
@@ -375,15 +422,16 @@ class ClientConnection:
 
         body = decision.body if isinstance(decision, Rewrite) else request.body
         length = _stream_length(event) if streaming else len(body)
+        download = route is not None and route.download
         head = h11.Request(
             method=request.method,
             target=_target_for_upstream(request),
-            headers=self._forward_head(event, length),
+            headers=self._forward_head(event, length, close=download),
         )
         hijack = route is not None and route.hijack
         grant = decision.grant if isinstance(decision, Rewrite) else None
         if grant is None or self.config.grants is None:
-            return await self._forward(conn, request, head, body, streaming, hijack)
+            return await self._forward(conn, request, head, body, streaming, hijack, download)
         try:
             await self.config.grants.begin(grant.token)
         except OSError as exc:
@@ -393,7 +441,7 @@ class ClientConnection:
             await self._refuse(conn, request, event, deny)
             return Outcome.KEEP_ALIVE
         try:
-            return await self._forward(conn, request, head, body, streaming, hijack)
+            return await self._forward(conn, request, head, body, streaming, hijack, download)
         finally:
             container = await self.config.grants.settle(grant.token)
             if container is not None:
@@ -407,6 +455,7 @@ class ClientConnection:
         body: bytes,
         streaming: bool,
         hijack: bool,
+        download: bool,
     ) -> Outcome:
         """Send the policed request to dockerd and relay its answer."""
         while True:
@@ -426,7 +475,9 @@ class ClientConnection:
                     raise
                 outcome = Outcome.STALE
             else:
-                outcome = await self._relay_response(upstream_conn, request.method, hijack)
+                outcome = await self._relay_response(
+                    upstream_conn, request.method, hijack, download
+                )
             if outcome is not Outcome.STALE:
                 break
             if streaming or request.method not in IDEMPOTENT:

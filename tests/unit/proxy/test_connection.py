@@ -2,9 +2,10 @@
 
 The fake records every request it receives (parsed with h11) and answers from a script:
 plain responses, a chunked one, a 101 upgrade or a 200 raw stream followed by raw bytes both
-ways. What is asserted is what reaches "dockerd": the normalized target, the policed body with
-its own Content-Length, nothing smuggled behind a Content-Length: 0, nothing at all for a
-refused, over-limit or unframeable request; and what the client gets back, in order.
+ways; like Go's net/http it closes the connection after answering a ``Connection: close``.
+What is asserted is what reaches "dockerd": the normalized target, the policed body with its
+own Content-Length, nothing smuggled behind a Content-Length: 0, nothing at all for a refused,
+over-limit or unframeable request; and what the client gets back, in order.
 
 Each test runs its own event loop (``asyncio.run``, no pytest-asyncio) under a timeout.
 """
@@ -15,6 +16,8 @@ import asyncio
 import contextlib
 import json
 import os
+import random
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,6 +147,8 @@ class FakeDockerd:
                     return
                 writer.write(reply)
                 await writer.drain()
+                if (seen.header("connection") or "").lower() == "close":
+                    return
         except (ConnectionError, h11.RemoteProtocolError) as exc:
             self.errors.append(exc)
         finally:
@@ -824,5 +829,132 @@ def test_the_audit_log_has_one_line_per_refusal_and_no_bodies(tmp_path: Path) ->
                 "reason",
             }
         assert oct(px.audit.stat().st_mode & 0o777) == oct(0o600)
+
+    run(scenario())
+
+
+# --- downloads: spliced through until dockerd closes ----------------------------------------------
+
+ARCHIVE = "/v1.41/containers/eci-c/archive?path=/big"
+TAR_HEAD = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/x-tar\r\nConnection: close\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\n"
+)
+
+
+def _open_fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+def _splice_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "eci-splice"]
+
+
+def test_a_download_is_asked_with_close_and_relayed_byte_for_byte_until_eof(
+    tmp_path: Path,
+) -> None:
+    """`docker cp` out: dockerd is asked to close after the response; its body (several pipes'
+    worth) reaches the client unchanged, then the client's connection is closed too."""
+    data = random.Random(5).randbytes(3 * 1024 * 1024 + 17)
+    body = chunked(*(data[i : i + 32768] for i in range(0, len(data), 32768)))
+
+    def reply(seen: Seen) -> Reply:
+        return TAR_HEAD + body if "/archive" in seen.target else default_reply(seen)
+
+    async def scenario() -> None:
+        fds = _open_fds()
+        async with proxy(tmp_path, reply) as px, px.client() as client:
+            keep_alive = (("Connection", "keep-alive"),)
+            await client.send(http("GET", ARCHIVE, headers=keep_alive, length=False))
+            relayed = await client.reader.read()  # until the proxy closes the connection
+            assert relayed == TAR_HEAD + body
+        [seen] = px.fake.forwarded
+        assert seen.target == "/v1.41/containers/eci-c/archive?path=%2Fbig"
+        assert [v for n, v in seen.headers if n == "connection"] == ["close"]
+        assert _splice_threads() == []
+        assert _open_fds() == fds
+
+    run(scenario())
+
+
+def test_a_download_answered_with_an_error_is_relayed_whole(tmp_path: Path) -> None:
+    """A 404 (Content-Length framed) on a download route is not spliced: relayed, then closed."""
+
+    def reply(seen: Seen) -> Reply:
+        if "/archive" in seen.target:
+            return response(404, {"message": "Could not find the file /big"}, "Not Found")
+        return default_reply(seen)
+
+    async def scenario() -> None:
+        async with proxy(tmp_path, reply) as px, px.client() as client:
+            await client.send(http("GET", ARCHIVE, length=False))
+            answer = await client.response()
+            assert (answer.status, answer.message) == (404, "Could not find the file /big")
+            assert await client.closed()
+        assert [s.header("connection") for s in px.fake.forwarded] == ["close"]
+
+    run(scenario())
+
+
+def test_a_client_leaving_mid_download_stops_it_and_leaves_nothing_behind(
+    tmp_path: Path,
+) -> None:
+    """A client that stops reading holds dockerd back (bounded buffering); once it closes,
+    the relay ends, dockerd's writes fail, and no thread or descriptor is left over."""
+    sent = [0]
+    piece = b"%x\r\n%s\r\n" % (65536, b"z" * 65536)
+
+    async def endless(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: bytes) -> None:
+        while True:
+            writer.write(piece)
+            await writer.drain()
+            sent[0] += len(piece)
+
+    def reply(seen: Seen) -> Reply:
+        return Hijack(TAR_HEAD, endless) if "/archive" in seen.target else default_reply(seen)
+
+    async def scenario() -> None:
+        fds = _open_fds()
+        async with proxy(tmp_path, reply) as px:
+            async with px.client() as client:
+                await client.send(http("GET", ARCHIVE, length=False))
+                await client.reader.readexactly(len(TAR_HEAD) + 4 * len(piece))
+                assert len(_splice_threads()) == 1
+                await asyncio.sleep(0.3)  # not reading: dockerd must be held back
+                held = sent[0]
+                await asyncio.sleep(0.2)
+                assert sent[0] == held
+                assert held < 8 * 1024 * 1024  # a pipe and a few socket buffers
+            # the client has closed: the fake's writes must fail soon
+            while not px.fake.errors:
+                await asyncio.sleep(0.01)
+        assert isinstance(px.fake.errors[0], ConnectionError)
+        assert _splice_threads() == []
+        assert _open_fds() == fds
+
+    run(scenario())
+
+
+def test_a_client_leaving_a_stalled_download_ends_the_relay(tmp_path: Path) -> None:
+    """Nothing to write, so no write fails: the client's EOF alone must end the relay (a
+    dockerd that neither sends nor notices the EOF cannot keep the thread alive)."""
+    release = asyncio.Event()
+
+    async def stalled(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: bytes) -> None:
+        writer.write(b"1\r\nx\r\n")
+        await release.wait()
+
+    def reply(seen: Seen) -> Reply:
+        return Hijack(TAR_HEAD, stalled) if "/archive" in seen.target else default_reply(seen)
+
+    async def scenario() -> None:
+        async with proxy(tmp_path, reply) as px:
+            async with px.client() as client:
+                await client.send(http("GET", ARCHIVE, length=False))
+                await client.reader.readexactly(len(TAR_HEAD) + 6)
+                assert len(_splice_threads()) == 1
+            while _splice_threads():
+                await asyncio.sleep(0.01)
+            release.set()
 
     run(scenario())
