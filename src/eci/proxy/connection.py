@@ -279,7 +279,7 @@ class ClientConnection:
         assert self.upstream is not None
         up_reader, up_writer = self.upstream
         up_transport = up_writer.transport
-        try:
+        try:  # (no public way to take what a StreamReader holds without waiting for more)
             buffered = await up_reader.read(len(up_reader._buffer))  # type: ignore[attr-defined]
         except ConnectionError:
             return Outcome.CLOSE

@@ -39,7 +39,7 @@ __all__ = ["BATCH", "PIPE_SIZE", "SpliceRelay"]
 PIPE_SIZE = 1024 * 1024
 #: A read returns once this much is in (``SO_RCVLOWAT``) ...
 BATCH = 256 * 1024
-#: ... or once this long has passed with at least one byte (``SO_RCVTIMEO``, in jiffies).
+#: ... or once this long (µs, rounded up to the kernel's tick) has passed with fewer.
 BATCH_WAIT_US = 5000
 
 
