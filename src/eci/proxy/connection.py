@@ -293,6 +293,8 @@ class ClientConnection:
             up_writer.get_extra_info("socket").fileno(),
             self.writer.get_extra_info("socket").fileno(),
         )
+        if self.client_eof:  # the watcher saw the client leave before there was a relay
+            self.splice.stop()
         try:
             await self.splice.run()
         except OSError:
