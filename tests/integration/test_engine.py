@@ -41,7 +41,7 @@ def test_status_names_every_socket_and_live_pid(engine: EngineHandle) -> None:
     assert status["running"] is True
     processes = status["processes"]
     assert isinstance(processes, dict)
-    assert set(processes) == {"containerd", "registry", "dockerd", "proxy"}
+    assert set(processes) == {"runtime-server", "containerd", "registry", "dockerd", "proxy"}
     for name, proc in processes.items():
         assert proc["alive"], name
         assert os.path.exists(f"/proc/{proc['pid']}"), name

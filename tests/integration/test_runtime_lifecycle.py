@@ -1,5 +1,6 @@
-"""200 create/start/delete cycles, some with the shim or runc killed mid-create: nothing leaks
-(mounts, staging dirs, id ranges) and the image layers stay byte-identical."""
+"""200 create/start/delete cycles, some with a part of the runtime killed mid-create — the
+dispatcher's client, a runtime-server worker, runc — nothing leaks (mounts, staging dirs, id
+ranges) and the image layers stay byte-identical."""
 
 from __future__ import annotations
 
@@ -48,22 +49,40 @@ def tree_digest(root: Path) -> str:
     return digest.hexdigest()
 
 
+KILL_TARGETS = ("client", "worker", "runc")
+
+
+def _parent_of(pid: str) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
 class MidCreateKiller(threading.Thread):
-    """Kills (SIGKILL) the first shim or runc `create` it sees for this engine."""
+    """Kills (SIGKILL) the first process of `target` it sees for this engine: the
+    eci-runtime-client of a create, a worker of the runtime server (a prepare or a cleanup),
+    or runc's create."""
 
     def __init__(self, engine: EngineHandle, target: str) -> None:
         super().__init__(daemon=True)
         self.needle = str(engine.layout.state_dir).encode()
-        self.target = target.encode()  # b"shim.py" or b"runc"
+        self.target = target
+        server_pid = (engine.layout.runtime_server_dir / "pid").read_text().strip()
+        self.server_pid = int(server_pid)
         self.killed: str | None = None
         self.stop = threading.Event()
 
-    def _hit(self, argv: list[bytes]) -> bool:
+    def _hit(self, pid: str, argv: list[bytes]) -> bool:
+        if self.target == "worker":
+            return int(pid) != self.server_pid and _parent_of(pid) == self.server_pid
         if b"create" not in argv or b"--bundle" not in argv:
             return False
-        if self.target == b"runc":
+        if self.target == "runc":
             return argv[0].endswith(b"runc")
-        return any(self.target in a for a in argv[:4]) and any(self.needle in a for a in argv)
+        return (
+            len(argv) > 1
+            and argv[1].endswith(b"eci-runtime-client")
+            and any(self.needle in a for a in argv)
+        )
 
     def run(self) -> None:
         deadline = time.monotonic() + 20
@@ -74,14 +93,15 @@ class MidCreateKiller(threading.Thread):
                 try:
                     with open(f"/proc/{pid}/cmdline", "rb") as f:
                         argv = f.read().split(b"\0")
-                except OSError:
+                    hit = self._hit(pid, argv)
+                except (OSError, ValueError, IndexError):
                     continue
-                if self._hit(argv):
+                if hit:
                     try:
                         os.kill(int(pid), signal.SIGKILL)
                     except ProcessLookupError:
                         continue
-                    self.killed = b" ".join(argv[:4]).decode(errors="replace")
+                    self.killed = f"{self.target}: " + b" ".join(argv[:4]).decode(errors="replace")
                     return
 
 
@@ -91,15 +111,17 @@ def test_lifecycles_with_kills_leak_nothing(engine: EngineHandle) -> None:
     before_ranges = live_ranges(engine.layout)
     staging_roots = [engine.layout.runtime_dir, engine.layout.rootfs_dir]
     docker = ["docker", "-H", engine.docker_host]
-    kills = 0
+    kills = dict.fromkeys(KILL_TARGETS, 0)
     for cycle in range(CYCLES):
         if cycle % KILL_EVERY == KILL_EVERY - 1:
-            killer = MidCreateKiller(engine, "shim.py" if cycle % (2 * KILL_EVERY) else "runc")
+            target = KILL_TARGETS[cycle // KILL_EVERY % len(KILL_TARGETS)]
+            killer = MidCreateKiller(engine, target)
             killer.start()
             subprocess.run([*docker, "run", "--rm", "busybox", "true"], capture_output=True)
             killer.stop.set()
             killer.join()
-            kills += killer.killed is not None
+            if killer.killed is not None:
+                kills[target] += 1
         else:
             result = subprocess.run(
                 [*docker, "run", "--rm", "busybox", "true"], capture_output=True, text=True
@@ -108,8 +130,10 @@ def test_lifecycles_with_kills_leak_nothing(engine: EngineHandle) -> None:
     leftovers = subprocess.run([*docker, "ps", "-aq"], capture_output=True, text=True).stdout
     if leftovers.split():  # containers whose create was killed: remove them the normal way
         subprocess.run([*docker, "rm", "-f", *leftovers.split()], capture_output=True)
-    assert kills >= CYCLES // KILL_EVERY // 2, f"only {kills} kills landed mid-create"
-    print(f"{kills} kills landed mid-create in {CYCLES} cycles")
+    attempts = CYCLES // KILL_EVERY
+    assert sum(kills.values()) >= attempts // 2, f"only {kills} kills landed mid-create"
+    assert all(kills.values()), f"some kind of kill never landed: {kills}"
+    print(f"kills that landed mid-create in {CYCLES} cycles: {kills}")
     for root in staging_roots:
         # the staging dir itself is an (unbindable) mount of itself; nothing may be below it
         assert [m for m in mounts_under(root) if m != str(root)] == [], root

@@ -90,6 +90,8 @@ def runtime_config(layout: EngineLayout) -> str:
         "restrictedPaths": ":".join(sorted(paths.protected)),
         # the one exception: a socket the proxy granted a container (checked to be a socket)
         "grantsDir": str(layout.grants_dir),
+        # where the dispatcher finds the runtime server (create's and delete's eci halves)
+        "serverDir": str(layout.runtime_server_dir),
     }
     return "".join(f"{key}={value}\n" for key, value in values.items())
 

@@ -40,6 +40,8 @@ from eci.runtime.ranges import RANGE_SIZE, Pool, RangeStore
 from eci.settings import EffectiveSettings
 
 USER_SOCKET_GROUP = "docker"
+#: the interpreter of the runtime shim and its server: the system's, stdlib only (no venv)
+RUNTIME_PYTHON = "/usr/bin/python3"
 REQUIRED_COMMANDS = ("dockerd", "containerd", "docker-registry", "runc", "ip")
 
 
@@ -54,6 +56,20 @@ class Component:
 
 
 COMPONENTS: tuple[Component, ...] = (
+    # First up, last down: containers of dockerd's last moments still get their cleanup.
+    Component(
+        "runtime-server",
+        lambda lay, st: [
+            RUNTIME_PYTHON,
+            "-I",
+            "-S",
+            str(runtime_shim_path().with_name("shim.py")),
+            "--eci-serve",
+            str(lay.state_dir),
+        ],
+        lambda lay, st: (lay.runtime_server_dir / "pid").exists(),
+        30.0,
+    ),
     Component(
         "containerd",
         lambda lay, st: ["containerd", "--config", str(lay.containerd_config)],
@@ -141,7 +157,12 @@ def up(layout: EngineLayout, settings: EffectiveSettings) -> tuple[EngineState, 
     """Bring the engine up (or confirm it is up). Returns the state and what was done."""
     check_prerequisites()
     current = running_state(layout)
+    restarted = current is None and _restart_runtime_server(layout)
+    if restarted:
+        current = running_state(layout)
     if current is not None:
+        if restarted and current.settings == settings.to_json():
+            return current, "already running; runtime server restarted"
         if current.settings == settings.to_json():
             return current, "already running"
         return _apply_settings(layout, current, settings), "already running; settings reloaded"
@@ -172,6 +193,25 @@ def up(layout: EngineLayout, settings: EffectiveSettings) -> tuple[EngineState, 
         down(layout)
         raise
     return state, "started"
+
+
+def _restart_runtime_server(layout: EngineLayout) -> bool:
+    """Start the runtime server again if it is the only part gone: its loss slows container
+    starts (the dispatcher falls back to a fresh interpreter), it must not cost the running
+    containers a restart of the engine."""
+    state = load_state(layout.state_file)
+    if state is None:
+        return False
+    server = next(c for c in COMPONENTS if c.name == "runtime-server")
+    others = [c.name for c in COMPONENTS if c is not server]
+    if not all(n in state.processes and is_alive(state.processes[n]) for n in others):
+        return False
+    recorded = state.processes.get(server.name)
+    if recorded is not None and is_alive(recorded):
+        return False
+    state.processes[server.name] = _start(layout, state, server)
+    save_state(layout.state_file, state)
+    return True
 
 
 def _make_dirs(layout: EngineLayout) -> None:

@@ -141,6 +141,11 @@ class EngineLayout:
         return self.private_dir / "runtime"
 
     @property
+    def runtime_server_dir(self) -> Path:
+        """The runtime server's request FIFO, pid file and reply FIFOs (root only)."""
+        return self.private_dir / "runtime-server"
+
+    @property
     def rootfs_dir(self) -> Path:
         """Containers' root filesystems as runc reaches them: traversable by container root."""
         return self.run_dir / "rootfs"

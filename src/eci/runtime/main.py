@@ -30,14 +30,6 @@ NS_PROC_NAMES = {
     "user": "user",
     "cgroup": "cgroup",
 }
-CONFIG_KEYS = (
-    "dockerDataRoot",
-    "runtimeDir",
-    "rootfsDir",
-    "rangesDir",
-    "backend",
-    "restrictedPaths",
-)
 
 
 def _read(path: str) -> str:
@@ -56,6 +48,7 @@ class RuntimeConfig:
         "restricted_paths",
         "rootfs_dir",
         "runtime_dir",
+        "server_dir",
     )
 
     def __init__(self, values: dict[str, str]) -> None:
@@ -67,6 +60,7 @@ class RuntimeConfig:
         self.rootfs_dir = values["rootfsDir"]
         self.ranges_dir = values["rangesDir"]
         self.backend = values.get("backend", "runc")
+        self.server_dir = values.get("serverDir", "")
 
     @classmethod
     def load(cls, state_dir: str | None) -> RuntimeConfig:
@@ -152,7 +146,9 @@ class _BackendFailed(Exception):
         self.code = code
 
 
-def create(inv: invocation.Invocation) -> int:
+def prepare(inv: invocation.Invocation) -> None:
+    """create's own half: refuse, allocate the range, stage the mounts, rewrite config.json.
+    On any failure everything done is undone before the error propagates."""
     import json
 
     from eci.runtime.capabilities import bounding_set
@@ -203,25 +199,47 @@ def create(inv: invocation.Invocation) -> int:
         with open(tmp, "w") as f:
             json.dump(new_spec, f)
         os.replace(tmp, spec_path)
-        code = _run_backend(config.backend, inv.backend_argv)
-        if code != 0:
-            raise _BackendFailed(code)
     except BaseException:
-        staging.unstage(rootfs)
-        staging.unstage(stage)
-        store.release(owner)
+        _unstage_and_release(config, owner, container_id)
         raise
+
+
+def _unstage_and_release(config: RuntimeConfig, owner: str, container_id: str) -> None:
+    staging.unstage(os.path.join(config.rootfs_dir, container_id))
+    staging.unstage(os.path.join(config.runtime_dir, container_id))
+    RangeStore(config.ranges_dir, _pool()).release(owner)
+
+
+def cleanup(inv: invocation.Invocation) -> int:
+    """After runc's delete, or a failed runc create: once runc no longer knows the container,
+    detach its staged mounts and release its range. A container runc still knows is left
+    alone (its delete will come)."""
+    container_id = _container_id(inv)
+    config = RuntimeConfig.load(inv.eci_state)
+    owner = _owner(inv, container_id)
+    if not os.path.isdir(owner):
+        _unstage_and_release(config, owner, container_id)
+    return 0
+
+
+def create(inv: invocation.Invocation) -> int:
+    prepare(inv)
+    try:
+        code = _run_backend(RuntimeConfig.load(inv.eci_state).backend, inv.backend_argv)
+    except BaseException:
+        cleanup(inv)
+        raise
+    if code != 0:
+        cleanup(inv)
+        raise _BackendFailed(code)
     return 0
 
 
 def delete(inv: invocation.Invocation) -> int:
-    container_id = _container_id(inv)
     config = RuntimeConfig.load(inv.eci_state)
+    _container_id(inv)
     code = _run_backend(config.backend, inv.backend_argv)
-    if not os.path.isdir(_owner(inv, container_id)):
-        staging.unstage(os.path.join(config.rootfs_dir, container_id))
-        staging.unstage(os.path.join(config.runtime_dir, container_id))
-        RangeStore(config.ranges_dir, _pool()).release(_owner(inv, container_id))
+    cleanup(inv)
     return code
 
 
@@ -240,15 +258,27 @@ def _log_error(inv: invocation.Invocation | None, message: str) -> None:
         sys.stderr.write(line + "\n")
 
 
-def main(argv: list[str]) -> int:
+def _handle(inv: invocation.Invocation, half: str | None) -> int:
+    if half == "prepare":
+        prepare(inv)
+        return 0
+    if half == "cleanup":
+        return cleanup(inv)
+    if half is None and inv.command in ("create", "run"):
+        return create(inv)
+    if half is None and inv.command == "delete":
+        return delete(inv)
+    raise RuntimeShimError(f"eci runtime: {inv.command!r} is not handled by the shim")
+
+
+def main(argv: list[str], half: str | None = None) -> int:
+    """Run a runc command line (create/run/delete), or only eci's half of one: "prepare"
+    (create without runc) or "cleanup" (after runc's delete or a failed create). The halves
+    are what the runtime server runs, and what the dispatcher falls back to without it."""
     inv = None
     try:
         inv = invocation.parse(argv)
-        if inv.command in ("create", "run"):
-            return create(inv)
-        if inv.command == "delete":
-            return delete(inv)
-        raise RuntimeShimError(f"eci runtime: {inv.command!r} is not handled by the shim")
+        return _handle(inv, half)
     except _BackendFailed as failed:
         return failed.code
     except (EciError, OSError, ValueError) as exc:

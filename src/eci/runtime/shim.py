@@ -2,6 +2,10 @@
 
 -I -S keeps interpreter start-up to a few milliseconds (no site, no environment); the package
 root is put on sys.path by hand, so only eci's stdlib-only runtime modules are importable.
+
+    shim.py RUNC-ARGS…                 create/run/delete, whole (no runtime server)
+    shim.py --eci-cleanup RUNC-ARGS…   only the cleanup after runc's delete or a failed create
+    shim.py --eci-serve STATE-DIR      the runtime server (started by `eci up`)
 """
 
 import os
@@ -11,4 +15,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.realp
 
 from eci.runtime.main import main
 
-sys.exit(main(sys.argv[1:]))
+args = sys.argv[1:]
+if args[:1] == ["--eci-serve"] and len(args) == 2:
+    from eci.runtime.server import serve
+
+    sys.exit(serve(args[1]))
+if args[:1] == ["--eci-cleanup"]:
+    sys.exit(main(args[1:], half="cleanup"))
+sys.exit(main(args))

@@ -1,0 +1,234 @@
+"""The runtime server and its client: the dispatcher's create/delete through a live server,
+through none, and through a dead one, give the same outcome; runc (a recording fake) runs in
+the client with eci's arguments stripped; requests that are not from a client do nothing.
+
+No daemon and no mounts: the halves exercised are the ones that need neither (a refused
+container id, the cleanup of a container runc no longer knows)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+RUNTIME = Path(__file__).resolve().parents[3] / "src" / "eci" / "runtime"
+DISPATCHER = RUNTIME / "eci-runtime"
+SHIM = RUNTIME / "shim.py"
+
+
+class Engine:
+    """A state dir with runtime.conf, a fake runc that records its argv, and maybe a server."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.server_dir = root / "srv"
+        self.runc_root = root / "runc-root"
+        self.ranges = root / "ranges"
+        self.runtime_dir = root / "rt"
+        self.recorded = root / "runc-argv"
+        self.log = root / "runc.log"
+        self.server: subprocess.Popen[str] | None = None
+        fake_runc = root / "runc"
+        fake_runc.write_text(f"#!/bin/sh\nprintf '%s\\n' \"$@\" > {self.recorded}\n")
+        fake_runc.chmod(0o755)
+        (root / "config").mkdir()
+        (root / "config" / "runtime.conf").write_text(
+            f"dockerDataRoot={root}/data\nruntimeDir={self.runtime_dir}\n"
+            f"rootfsDir={root}/rootfs\nrangesDir={self.ranges}\nbackend={fake_runc}\n"
+            f"restrictedPaths=/nonexistent\nserverDir={self.server_dir}\n"
+        )
+
+    def start_server(self) -> None:
+        self.server = subprocess.Popen(
+            [sys.executable, "-I", "-S", str(SHIM), "--eci-serve", str(self.root)],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 10
+        while not (self.server_dir / "pid").exists():
+            assert self.server.poll() is None, self.server.communicate()[1]
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.01)
+
+    def stop_server(self) -> str:
+        """SIGTERM; returns what the server logged."""
+        assert self.server is not None
+        self.server.send_signal(signal.SIGTERM)
+        _, log = self.server.communicate(timeout=10)
+        return log
+
+    def dispatch(self, *argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                "sh",
+                str(DISPATCHER),
+                "--eci-state",
+                str(self.root),
+                "--root",
+                str(self.runc_root),
+                "--log",
+                str(self.log),
+                *argv,
+            ],
+            capture_output=True,
+            text=True,
+            env={"PATH": "/usr/bin:/bin"},
+            timeout=30,
+        )
+
+    def hold_range(self, container: str, slot: int = 7) -> Path:
+        """A range slot held by `container` of this runc root (as a create leaves it)."""
+        self.ranges.mkdir(exist_ok=True)
+        path = self.ranges / f"slot-{slot}"
+        path.write_text(os.path.join(os.path.realpath(self.runc_root), container))
+        return path
+
+
+MODES = ["server", "no-server", "dead-server"]
+
+
+@pytest.fixture(params=MODES)
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    eng = Engine(tmp_path)
+    if request.param != "no-server":
+        eng.start_server()
+    if request.param == "dead-server":  # killed: its FIFO and pid file stay behind
+        assert eng.server is not None
+        eng.server.kill()
+        eng.server.communicate()
+        assert (eng.server_dir / "requests").exists()
+    yield eng
+    if request.param == "server":
+        eng.stop_server()
+
+
+def test_delete_runs_runc_without_eci_arguments_then_cleans_up(engine: Engine) -> None:
+    slot = engine.hold_range("c1")
+    (engine.runtime_dir / "c1" / "upper").mkdir(parents=True)  # staged (without mounts)
+    result = engine.dispatch("delete", "--force", "c1")
+    assert result.returncode == 0, result.stderr + engine.log.read_text()
+    assert engine.recorded.read_text().split() == [
+        "--root",
+        str(engine.runc_root),
+        "--log",
+        str(engine.log),
+        "delete",
+        "--force",
+        "c1",
+    ]
+    assert not slot.exists()
+    assert not (engine.runtime_dir / "c1").exists()
+
+
+def test_delete_of_a_container_runc_still_knows_keeps_its_range(engine: Engine) -> None:
+    slot = engine.hold_range("c1")
+    (engine.runtime_dir / "c1").mkdir(parents=True)
+    (engine.runc_root / "c1").mkdir(parents=True)  # runc's state dir: the delete did nothing
+    assert engine.dispatch("delete", "c1").returncode == 0
+    assert slot.exists()
+    assert (engine.runtime_dir / "c1").exists()
+
+
+def test_a_refused_create_never_reaches_runc(engine: Engine) -> None:
+    result = engine.dispatch("create", "--bundle", str(engine.root), "bad..id")
+    assert result.returncode == 1
+    assert not engine.recorded.exists()
+    assert "refusing container id 'bad..id'" in engine.log.read_text()
+
+
+def test_the_server_logs_each_half_and_goes_away_cleanly(tmp_path: Path) -> None:
+    eng = Engine(tmp_path)
+    eng.start_server()
+    eng.hold_range("c1")
+    (eng.runtime_dir / "c1").mkdir(parents=True)
+    assert eng.dispatch("delete", "c1").returncode == 0
+    log = eng.stop_server()
+    assert "cleanup c1 (pid " in log
+    assert ": exit 0 in " in log
+    assert not (eng.server_dir / "requests").exists()
+    assert not (eng.server_dir / "pid").exists()
+    assert list((eng.server_dir / "replies").iterdir()) == []
+
+
+def _ask(server_dir: Path, line: str, pid: int) -> list[str]:
+    """Send a raw request as if from `pid`, with its reply FIFO; the lines answered."""
+    reply = server_dir / "replies" / str(pid)
+    os.mkfifo(reply, 0o600)
+    fd = os.open(reply, os.O_RDWR)
+    try:
+        with open(server_dir / "requests", "w") as requests:
+            requests.write(line)
+        answered = b""
+        deadline = time.monotonic() + 10
+        while answered.count(b"\n") < 2 and time.monotonic() < deadline:
+            answered += os.read(fd, 100)
+        return answered.decode().split()
+    finally:
+        os.close(fd)
+
+
+def test_requests_not_from_a_client_do_nothing(tmp_path: Path) -> None:
+    eng = Engine(tmp_path)
+    eng.start_server()
+    slot = eng.hold_range("c1")
+    (eng.runtime_dir / "c1").mkdir(parents=True)
+    impostor = subprocess.Popen(
+        ["sleep", "30", "--eci-state", str(tmp_path), "--root", str(eng.runc_root), "delete", "c1"]
+    )
+    try:
+        with open(eng.server_dir / "requests", "w") as requests:
+            requests.write("rm -rf /\nprepare abc\n\n")  # ignored, and the server lives on
+        worker, code = _ask(eng.server_dir, f"cleanup {impostor.pid}\n", impostor.pid)
+        assert eng.server is not None
+        assert int(worker) != eng.server.pid
+        assert code == "1"
+    finally:
+        impostor.kill()
+        impostor.wait()
+    assert slot.exists()
+    assert (eng.runtime_dir / "c1").exists()
+    assert eng.dispatch("delete", "c1").returncode == 0  # a real client is still served
+    assert not slot.exists()
+    log = eng.stop_server()
+    assert "ignoring request b'rm -rf /'" in log
+    assert f"process {impostor.pid} is not an eci-runtime-client" in log
+
+
+def test_a_client_gone_before_its_request_is_taken_up_gets_nothing_done(tmp_path: Path) -> None:
+    eng = Engine(tmp_path)
+    eng.start_server()
+    slot = eng.hold_range("c1")
+    with open(eng.server_dir / "requests", "w") as requests:
+        requests.write("cleanup 999999\n")  # no reply FIFO, no such process
+    time.sleep(0.3)
+    log = eng.stop_server()
+    assert slot.exists()
+    assert "cleanup" not in log
+
+
+def test_a_server_that_does_not_answer_fails_the_create_where_runc_logs(tmp_path: Path) -> None:
+    eng = Engine(tmp_path)
+    eng.start_server()
+    assert eng.server is not None
+    eng.server.send_signal(signal.SIGSTOP)  # alive, but takes nothing up
+    try:
+        started = time.monotonic()
+        result = eng.dispatch("--log-format", "json", "create", "--bundle", str(tmp_path), "c1")
+        elapsed = time.monotonic() - started
+    finally:
+        eng.server.send_signal(signal.SIGCONT)
+    assert result.returncode == 254
+    assert not eng.recorded.exists()
+    [line] = eng.log.read_text().splitlines()
+    entry = json.loads(line)
+    assert entry["level"] == "error"
+    assert entry["msg"].startswith("eci: the runtime server did not take up prepare of create")
+    assert elapsed < 15  # the cleanup after it did not wait for the server a second time
+    eng.stop_server()
