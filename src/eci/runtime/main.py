@@ -236,8 +236,8 @@ def create(inv: invocation.Invocation) -> int:
 
 
 def delete(inv: invocation.Invocation) -> int:
+    _container_id(inv)  # checked before anything runs
     config = RuntimeConfig.load(inv.eci_state)
-    _container_id(inv)
     code = _run_backend(config.backend, inv.backend_argv)
     cleanup(inv)
     return code
