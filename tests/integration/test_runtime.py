@@ -178,6 +178,60 @@ def test_docker_cp_from_a_stopped_container_shows_uid_0(engine: EngineHandle) ->
         engine.docker("rm", "-f", name)
 
 
+@pytest.fixture
+def upload_dir() -> Iterator[Path]:
+    """A file owned by uid 1234 (and a directory holding it), readable by the test user."""
+    path = Path(tempfile.mkdtemp(prefix="eci-cp-", dir="/tmp"))
+    path.chmod(0o755)
+    (path / "f").write_text("uploaded\n")
+    os.chown(path / "f", 1234, 1234)
+    (path / "f").chmod(0o644)
+    yield path
+    shutil.rmtree(path)
+
+
+@pytest.mark.parametrize("runtime", ["runc", "eci"])
+def test_docker_cp_into_a_running_container(
+    engine: EngineHandle, upload_dir: Path, runtime: str
+) -> None:
+    """Control: plain runc (dockerd extracts as host root). eci: dockerd could not write
+    through the idmapped root filesystem (EOVERFLOW); the proxy extracts inside the container
+    as its root, with dockerd's semantics: the archive's owners are kept, and `-a` gives the
+    files to the container's configured user. On disk they have the container's ids."""
+    direct = runtime == "runc"
+    options = [RUNC] if direct else []
+    name = f"cpin-{runtime}-{secrets.token_hex(4)}"
+    engine.docker(
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--user",
+        "root",
+        *options,
+        "busybox",
+        "sleep",
+        "300",
+        direct=direct,
+    )
+    try:
+        engine.docker("cp", str(upload_dir / "f"), f"{name}:/tmp/", direct=direct)
+        engine.docker("cp", "-a", str(upload_dir / "f"), f"{name}:/root/", direct=direct)
+        listing = engine.docker(
+            "exec", name, "sh", "-c", "cat /tmp/f; stat -c '%u:%g' /tmp/f /root/f", direct=direct
+        ).stdout.split()
+        assert listing == ["uploaded", "1234:1234", "0:0"]
+        upper = engine.docker(
+            "inspect", "-f", "{{.GraphDriver.Data.UpperDir}}", name, direct=True
+        ).stdout.strip()
+        on_disk = [Path(upper, d, "f").stat() for d in ("tmp", "root")]
+        assert [(st.st_uid, st.st_gid) for st in on_disk] == [(1234, 1234), (0, 0)]
+        missing = engine.docker("cp", str(upload_dir / "f"), f"{name}:/nope/", check=False)
+        assert missing.returncode != 0
+    finally:
+        engine.docker("rm", "-f", name, direct=True)
+
+
 # 4. bind mounts and volumes
 
 

@@ -51,6 +51,11 @@ class ApiTarget:
         values = self.query.get(key)
         return values[0] if values else None
 
+    def query_flag(self, key: str) -> bool:
+        """A boolean parameter as dockerd reads one (httputils.BoolValue)."""
+        value = (self.query_first(key) or "").strip().lower()
+        return value not in ("", "0", "no", "false", "none")
+
 
 def _parse_query(text: str) -> dict[str, tuple[str, ...]]:
     query: dict[str, list[str]] = {}

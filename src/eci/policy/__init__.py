@@ -1,12 +1,13 @@
 """policy room: pure decisions over parsed Docker API requests (no IO, no asyncio).
 
-``decide(request, context, facts) -> Allow | Deny | Rewrite``; ``facts_needed`` says what the
-proxy must look up in the engine first (containers, volumes, networks, resolved host paths).
+``decide(request, context, facts) -> Allow | Deny | Rewrite | ExtractInContainer``;
+``facts_needed`` says what the proxy must look up in the engine first (containers, volumes,
+networks, resolved host paths).
 """
 
 from eci.policy.context import HostPaths, PolicyContext
 from eci.policy.decide import decide, facts_needed
-from eci.policy.decision import Allow, Decision, Deny, Rewrite
+from eci.policy.decision import Allow, Decision, Deny, ExtractInContainer, Rewrite
 from eci.policy.facts import ContainerFacts, Facts, FactsQuery, MountFact
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "ContainerFacts",
     "Decision",
     "Deny",
+    "ExtractInContainer",
     "Facts",
     "FactsQuery",
     "HostPaths",

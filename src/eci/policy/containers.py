@@ -11,7 +11,7 @@ from eci.dockerapi.imageref import InvalidReference, is_image_id, parse_referenc
 from eci.dockerapi.request import ApiRequest
 from eci.errors import ECI_PREFIX, PolicyDenied, host_namespaces_message, socket_mount_message
 from eci.policy.context import PolicyContext
-from eci.policy.decision import Allow, Decision, Rewrite
+from eci.policy.decision import Allow, Decision, ExtractInContainer, Rewrite
 from eci.policy.facts import ContainerFacts, Facts, FactsQuery
 from eci.policy.grants import GRANT_LABEL, Grant, grant_path, pin_image, redirect_sockets
 from eci.policy.mounts import HostMount, host_mounts, local_volume_source, volumes_from
@@ -267,7 +267,8 @@ def archive(request: ApiRequest, ctx: PolicyContext, facts: Facts) -> Decision:
     path it names: dockerd copies through the bind's *host* path itself, as host root, keeping
     the tar's owners (a setuid-root file planted in a user's directory) and following the
     container's symlinks into the bind. The files are on the host already for whoever made
-    the bind; `docker cp` of containers without host binds works as ever."""
+    the bind; `docker cp` of containers without host binds works as ever. An upload into a
+    running eci container is extracted inside it, as its root (see ExtractInContainer)."""
     target = request.param("id")
     found = facts.containers.get(target)
     granted = own_grant(found, ctx)
@@ -278,5 +279,14 @@ def archive(request: ApiRequest, ctx: PolicyContext, facts: Facts) -> Decision:
             f"{ECI_PREFIX}docker cp is refused for containers with host bind mounts "
             f"({binds[0].source} at {binds[0].destination}): dockerd would copy through the "
             "host path as root; use the files on the host directly",
+        )
+    upload = request.route_name == "container.archive_put"
+    if upload and found is not None and found.pid and found.runtime == ctx.runtime:
+        return ExtractInContainer(
+            found.pid,
+            found.id,
+            request.target.query_first("path") or "",
+            request.target.query_flag("noOverwriteDirNonDir"),
+            found.user if request.target.query_flag("copyUIDGID") else "",
         )
     return Allow()

@@ -31,4 +31,20 @@ class Rewrite:
     grant: Grant | None = None
 
 
-Decision = Allow | Deny | Rewrite
+@dataclass(frozen=True, slots=True)
+class ExtractInContainer:
+    """Answer a `docker cp` upload into running eci container ``container_id`` by extracting
+    it inside the container, as its root (``pid``: its init process). dockerd would write
+    through the container's idmapped root filesystem as host root, which has no id there."""
+
+    pid: int
+    container_id: str
+    #: the destination directory and dockerd's flag
+    path: str
+    no_overwrite_dir_non_dir: bool
+    #: with ``copyUIDGID``, the container's configured user, whom every file is given to
+    #: (as dockerd does); "" keeps the archive's owners
+    chown_to: str = ""
+
+
+Decision = Allow | Deny | Rewrite | ExtractInContainer

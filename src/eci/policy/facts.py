@@ -27,6 +27,10 @@ class ContainerFacts:
     mounts: tuple[MountFact, ...] = ()
     #: the token of the Docker socket eci granted it (its ``io.eci.socket-grant`` label)
     grant: str | None = None
+    #: its init process while it runs (0 when it does not)
+    pid: int = 0
+    #: its configured user (``Config.User``: "", a name or uid, maybe ":group")
+    user: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ import enum
 import json
 import sys
 import traceback
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
@@ -40,7 +41,17 @@ from eci.dockerapi.request import ApiRequest, parse_request
 from eci.dockerapi.routes import Body
 from eci.dockerapi.target import BadTarget
 from eci.errors import ECI_PREFIX, PolicyDenied
-from eci.policy import Allow, Deny, Facts, FactsQuery, PolicyContext, Rewrite, decide, facts_needed
+from eci.policy import (
+    Decision,
+    Deny,
+    ExtractInContainer,
+    Facts,
+    FactsQuery,
+    PolicyContext,
+    Rewrite,
+    decide,
+    facts_needed,
+)
 from eci.policy.commands import check_command
 from eci.proxy.audit import AuditLog
 from eci.proxy.framing import FramingError, LengthBody, body_tracker
@@ -49,6 +60,7 @@ from eci.proxy.identity import DigestCache, image_identity
 from eci.proxy.peer import peer_of
 from eci.proxy.splice import SpliceRelay
 from eci.proxy.streams import CHUNK, pipe_both_ways
+from eci.proxy.upload import extract_in_container
 from eci.proxy.upstream import LookupFailed, Stream, UpstreamPool, gather_facts
 
 MAX_HEAD = 64 * 1024
@@ -340,7 +352,7 @@ class ClientConnection:
         self._audit(request, method, target, deny)
         await self._respond(conn, deny.status, deny.message, close=close)
 
-    async def _decide(self, request: ApiRequest, sent_target: str) -> Allow | Deny | Rewrite:
+    async def _decide(self, request: ApiRequest, sent_target: str) -> Decision:
         policy = self.config.policy
         if self.grant is not None:
             try:
@@ -422,6 +434,8 @@ class ClientConnection:
             done = conn.our_state is h11.DONE and conn.their_state is h11.DONE
             return Outcome.KEEP_ALIVE if done else Outcome.CLOSE
 
+        if isinstance(decision, ExtractInContainer):
+            return await self._extract(conn, event, decision)
         body = decision.body if isinstance(decision, Rewrite) else request.body
         length = _stream_length(event) if streaming else len(body)
         download = route is not None and route.download
@@ -491,17 +505,36 @@ class ClientConnection:
                 up_writer.write(leftover)
         return outcome
 
-    async def _stream_body(
-        self, conn: h11.Connection, upstream_conn: h11.Connection, up_writer: asyncio.StreamWriter
-    ) -> None:
-        """Relay a streamed request body (build context, archive, image tarball) as it comes."""
+    async def _body_chunks(self, conn: h11.Connection) -> AsyncIterator[bytes]:
+        """A streamed request body (build context, archive, image tarball) as it comes."""
         if conn.client_is_waiting_for_100_continue:
             await self._send(conn.send(h11.InformationalResponse(status_code=100, headers=[])))
         while not isinstance(event := await self._next_event(conn), h11.EndOfMessage):
             if not isinstance(event, h11.Data):
                 raise h11.RemoteProtocolError(f"unexpected {event!r} in a request body")
-            up_writer.write(upstream_conn.send(event))
+            yield event.data
+
+    async def _stream_body(
+        self, conn: h11.Connection, upstream_conn: h11.Connection, up_writer: asyncio.StreamWriter
+    ) -> None:
+        """Relay a streamed request body to dockerd as it comes."""
+        async for data in self._body_chunks(conn):
+            up_writer.write(upstream_conn.send(h11.Data(data=data)))
             await up_writer.drain()
+
+    async def _extract(
+        self, conn: h11.Connection, event: h11.Request, decision: ExtractInContainer
+    ) -> Outcome:
+        """Answer a `docker cp` upload into a running eci container (see proxy.upload)."""
+        status, reason = await extract_in_container(decision, self._body_chunks(conn))
+        if status != 200:
+            await self._respond(conn, status, reason)
+        else:
+            await self._send(
+                conn.send(h11.Response(status_code=200, headers=[("Content-Length", "0")]))
+                + conn.send(h11.EndOfMessage())
+            )
+        return Outcome.KEEP_ALIVE
 
     # ---- the connection ----------------------------------------------------------------
     async def serve(self) -> None:

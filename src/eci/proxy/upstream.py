@@ -141,8 +141,16 @@ def _container(data: dict[str, Any]) -> ContainerFacts:
     runtime = str((data.get("HostConfig") or {}).get("Runtime") or "")
     labels = (data.get("Config") or {}).get("Labels") or {}
     grant = labels.get(GRANT_LABEL) if isinstance(labels, dict) else None
+    state = data.get("State") or {}
+    pid = state.get("Pid") if isinstance(state, dict) and state.get("Running") else 0
+    user = (data.get("Config") or {}).get("User") or ""
     return ContainerFacts(
-        str(data.get("Id", "")), runtime, mounts, grant if isinstance(grant, str) else None
+        str(data.get("Id", "")),
+        runtime,
+        mounts,
+        grant if isinstance(grant, str) else None,
+        pid if isinstance(pid, int) and pid > 0 else 0,
+        user if isinstance(user, str) else "",
     )
 
 

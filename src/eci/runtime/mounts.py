@@ -40,6 +40,7 @@ MOVE_MOUNT_F_EMPTY_PATH = 0x4
 MOUNT_ATTR_RDONLY = 0x1
 MOUNT_ATTR_IDMAP = 0x00100000
 CLONE_NEWUSER = 0x10000000
+CLONE_NEWNS = 0x00020000
 MNT_DETACH = 2
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
@@ -78,6 +79,11 @@ def _check(result: int, what: str) -> int:
         err = ctypes.get_errno()
         raise OSError(err, f"{what}: {os.strerror(err)}")
     return result
+
+
+def setns(fd: int, nstype: int) -> None:
+    """Join the namespace `fd` refers to (Python 3.11 has no os.setns)."""
+    _check(_libc.setns(fd, nstype), "setns")
 
 
 def userns_fd(base: int, size: int = 65536) -> int:

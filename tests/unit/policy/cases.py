@@ -29,6 +29,9 @@ FACTS = Facts(
         "runc-c": ContainerFacts("runc-c", "runc"),
         "old-c": ContainerFacts("old-c", ""),
         "eci-c": ContainerFacts("eci-c", "sysbox-runc"),
+        "eci-running": ContainerFacts("eci-running-id", "sysbox-runc", pid=4242),
+        "eci-user": ContainerFacts("eci-user-id", "sysbox-runc", pid=4242, user="app:staff"),
+        "runc-running": ContainerFacts("runc-running-id", "runc", pid=4343),
         "binder": ContainerFacts(
             "binder", "sysbox-runc", (MountFact("bind", "/etc/docker", "/cfg"),)
         ),

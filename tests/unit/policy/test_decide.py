@@ -21,7 +21,7 @@ from eci.errors import (
     restricted_mount_message,
     socket_mount_message,
 )
-from eci.policy import Allow, Deny, Facts, Rewrite, decide
+from eci.policy import Allow, Deny, ExtractInContainer, Facts, Rewrite, decide
 from eci.policy.resources import BUILDKIT_REFUSED
 
 PID = host_namespaces_message(["pid"])
@@ -915,6 +915,36 @@ def test_cp_of_any_path_of_a_container_with_a_host_bind_is_refused(target: str) 
 )
 def test_cp_of_containers_without_host_binds_is_allowed(target: str) -> None:
     assert decide(request("GET", target), ON, FACTS) == Allow()
+
+
+@pytest.mark.parametrize(
+    ("container", "query", "no_overwrite", "chown_to"),
+    [
+        ("eci-running", "path=/tmp", False, ""),
+        ("eci-running", "path=/tmp&noOverwriteDirNonDir=true", True, ""),
+        ("eci-running", "path=/tmp&copyUIDGID=1&noOverwriteDirNonDir=0", False, ""),
+        ("eci-user", "path=/tmp&copyUIDGID=True&noOverwriteDirNonDir=no", False, "app:staff"),
+        ("eci-user", "path=/tmp&copyUIDGID=false", False, ""),
+    ],
+    ids=["plain", "no-overwrite", "copy-uidgid-no-user", "copy-uidgid-to-user", "keep-owners"],
+)
+def test_cp_into_a_running_eci_container_is_extracted_inside_it(
+    container: str, query: str, no_overwrite: bool, chown_to: str
+) -> None:
+    """dockerd would write through the idmapped root filesystem as host root (EOVERFLOW)."""
+    decision = decide(request("PUT", f"/containers/{container}/archive?{query}", b"tar"), ON, FACTS)
+    assert decision == ExtractInContainer(4242, f"{container}-id", "/tmp", no_overwrite, chown_to)
+
+
+@pytest.mark.parametrize(
+    ("method", "container"),
+    [("PUT", "eci-c"), ("PUT", "runc-running"), ("GET", "eci-running"), ("HEAD", "eci-running")],
+    ids=["eci-stopped", "runc-running", "cp-out-of-eci-running", "stat-in-eci-running"],
+)
+def test_other_cp_requests_go_to_dockerd(method: str, container: str) -> None:
+    body = b"tar" if method == "PUT" else None
+    target = f"/containers/{container}/archive?path=/tmp"
+    assert decide(request(method, target, body), ON, FACTS) == Allow()
 
 
 # --- routes eci does not know, form bodies, ECI off ---------------------------------------------
