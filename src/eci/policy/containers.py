@@ -15,6 +15,7 @@ from eci.policy.decision import Allow, Decision, ExtractInContainer, Rewrite
 from eci.policy.facts import ContainerFacts, Facts, FactsQuery
 from eci.policy.grants import GRANT_LABEL, Grant, grant_path, pin_image, redirect_sockets
 from eci.policy.mounts import HostMount, host_mounts, local_volume_source, volumes_from
+from eci.policy.requester import REQUESTER_LABEL, label_requester
 
 #: Namespace modes of HostConfig, by the name used in error texts.
 NAMESPACE_MODES = (
@@ -202,15 +203,20 @@ def create(request: ApiRequest, ctx: PolicyContext, facts: Facts) -> Decision:
         body, grant = grant_socket(body, ctx, facts)
         hcs = host_configs(body)
         mounts = list(host_mounts(body, hcs))  # checked again, as rewritten
-    if grant is None and GRANT_LABEL in (body.obj("Labels") or {}):
+    labels = body.obj("Labels") or {}
+    reserved = [label for label in (GRANT_LABEL, REQUESTER_LABEL) if label in labels]
+    if reserved and (grant is None or reserved != [GRANT_LABEL]):
         raise PolicyDenied(
             "reserved-label",
-            f"{ECI_PREFIX}the label {GRANT_LABEL} is eci's own (it marks a granted Docker "
-            "socket); containers may not set it",
+            f"{ECI_PREFIX}the label {reserved[-1]} is eci's own (it marks a granted Docker "
+            "socket, or who asked for the container); containers may not set it",
         )
     granted = grant_path(ctx.grants_dir, grant.token) if grant else None
     check_mounts(mounts, image, facts, ctx, granted)
     check_volumes_from(hcs, image, facts, ctx)
+    if facts.requester is not None and facts.requester[0] != 0:  # root's files: never mapped
+        body = copy.deepcopy(body)
+        label_requester(body, *facts.requester)
     return force_runtime(body, ctx, grant)
 
 

@@ -56,6 +56,8 @@ class Facts:
     network_drivers: Mapping[str, str | None] = field(default_factory=dict)
     #: absolute host path as given -> the path with symlinks resolved on the host
     real_paths: Mapping[str, str] = field(default_factory=dict)
+    #: (uid, gid) of the process that sent the request (SO_PEERCRED), when known
+    requester: tuple[int, int] | None = None
     #: the create's image, when it asks for a Docker socket (None: not looked up, or none)
     image: ImageIdentity | None = None
     #: imageList ``repository:tag`` -> the digest its registry gives now (None: unknown)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from eci.dockerapi.gojson import GoObject
 from eci.policy.imagelist import ImageMatch
+from eci.policy.labels import set_label
 
 GRANT_LABEL = "io.eci.socket-grant"
 GRANT_SOCKET = "docker.sock"
@@ -69,8 +70,4 @@ def redirect_sockets(
 def pin_image(body: GoObject, image_id: str, token: str) -> None:
     """Create from exactly the checked image, and label the container with its grant."""
     body.set_field("Image", image_id)
-    labels = body.obj("Labels")
-    if labels is None:
-        labels = GoObject()
-        body.set_field("Labels", labels)
-    labels[GRANT_LABEL] = token
+    set_label(body, GRANT_LABEL, token)

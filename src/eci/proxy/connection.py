@@ -361,11 +361,12 @@ class ClientConnection:
                 return Deny(denied.rule, str(denied), denied.status)
         query = facts_needed(request, policy)
         try:
-            facts = await gather_facts(self.config.upstream, query) if query else None
-            if facts is not None:
-                facts = await self._image_facts(query, facts)
+            facts = await gather_facts(self.config.upstream, query) if query else Facts()
+            facts = await self._image_facts(query, facts)
         except (LookupFailed, OSError) as exc:
             return Deny("lookup-failed", f"{ECI_PREFIX}cannot check the request: {exc}", 503)
+        if self.peer.uid >= 0:
+            facts = dataclasses.replace(facts, requester=(self.peer.uid, self.peer.gid))
         return decide(request, policy, facts)
 
     async def _image_facts(self, query: FactsQuery, facts: Facts) -> Facts:

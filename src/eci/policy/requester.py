@@ -1,0 +1,30 @@
+"""Who asked for a container, told to the runtime: the `io.eci.requester` label.
+
+The runtime maps the requester's own files in host bind mounts to container root (and what
+container root writes there lands as the requester), leaving everyone else's as nobody. It
+learns the requester from this label, which the proxy sets on every create it forwards
+(from SO_PEERCRED; a client cannot choose it: a create naming it is refused). The runtime
+trusts it only when the image does not carry the same value (an image could be built with
+any label) and never maps uid or gid 0.
+"""
+
+from __future__ import annotations
+
+from eci.dockerapi.gojson import GoObject
+from eci.policy.labels import set_label
+
+REQUESTER_LABEL = "io.eci.requester"
+
+
+def label_requester(body: GoObject, uid: int, gid: int) -> None:
+    """Set the requester label of a create body, in place."""
+    set_label(body, REQUESTER_LABEL, f"{uid}:{gid}")
+
+
+def parse_requester(value: str) -> tuple[int, int] | None:
+    """(uid, gid) of a requester label; None for anything else, or for root."""
+    uid, sep, gid = value.partition(":")
+    if not (sep and uid.isdigit() and gid.isdigit() and uid.isascii() and gid.isascii()):
+        return None
+    ids = int(uid), int(gid)
+    return ids if 0 not in ids and max(ids) < 2**32 - 1 else None
