@@ -6,7 +6,8 @@ STAMP      := $(VENV)/.installed
 # The demo uses the admin's file when there is one, the example (ECI on, locked) otherwise.
 ADMIN_SETTINGS ?= $(if $(wildcard /etc/eci/admin-settings.json),/etc/eci/admin-settings.json,$(CURDIR)/examples/admin-settings.json)
 PURE_CORES := src/eci/settings src/eci/errors.py src/eci/engine/layout.py src/eci/engine/config.py \
-              src/eci/runtime/spec.py src/eci/runtime/invocation.py src/eci/runtime/capabilities.py
+              src/eci/runtime/spec.py src/eci/runtime/invocation.py src/eci/runtime/capabilities.py \
+              src/eci/requester.py
 
 .PHONY: setup host venv demo down test lint unit integration clean
 

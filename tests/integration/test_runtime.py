@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import pwd
 import secrets
 import shutil
 import tempfile
@@ -18,9 +19,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.support import EngineHandle, live_ranges, run, uid_map
+from tests.support import TEST_USER, EngineHandle, live_ranges, run, uid_map
 
 from eci.errors import restricted_mount_message
+from eci.requester import REQUESTER_LABEL
 
 pytestmark = pytest.mark.engine
 
@@ -245,6 +247,91 @@ def test_bind_mounted_root_owned_dir_is_not_writable(
     refused = sh(engine, script, "-v", f"{root_owned_dir}:/host", check=False)
     assert "Permission denied" in refused
     assert not (root_owned_dir / "probe").exists()
+
+
+@pytest.fixture
+def users_dir() -> Iterator[Path]:
+    """A directory of the test user holding one of its files and one of root's."""
+    path = Path(tempfile.mkdtemp(prefix="eci-users-", dir="/tmp"))
+    user = pwd.getpwnam(TEST_USER)
+    os.chown(path, user.pw_uid, user.pw_gid)
+    path.chmod(0o755)
+    (path / "mine").write_text("mine\n")
+    os.chown(path / "mine", user.pw_uid, user.pw_gid)
+    (path / "roots").write_text("root's\n")
+    yield path
+    shutil.rmtree(path)
+
+
+LIST_AND_WRITE = (
+    "stat -c '%n %u:%g' /d/mine /d/roots; touch /d/new && echo wrote-new; "
+    "echo x >> /d/roots && echo wrote-roots"
+)
+
+
+def test_the_requesters_own_files_are_container_roots_and_writes_land_as_the_requester(
+    engine: EngineHandle, users_dir: Path
+) -> None:
+    """Control: plain runc container root owns everything in the bind, writes root's file
+    and leaves root-owned files in the user's directory. eci, asked by the user: the user's
+    files are root's inside, what root writes lands as the user, root's file is nobody's."""
+    user = pwd.getpwnam(TEST_USER)
+    control = sh(engine, LIST_AND_WRITE, RUNC, "-v", f"{users_dir}:/d").split("\n")
+    assert control[:2] == [f"/d/mine {user.pw_uid}:{user.pw_gid}", "/d/roots 0:0"]
+    assert "wrote-roots" in control
+    assert (users_dir / "new").stat().st_uid == 0  # the hazard eci removes
+    (users_dir / "new").unlink()
+    (users_dir / "roots").write_text("root's\n")
+
+    out = sh(engine, LIST_AND_WRITE, "-v", f"{users_dir}:/d", check=False).split("\n")
+    assert out[:2] == ["/d/mine 0:0", "/d/roots 65534:65534"]
+    assert "wrote-new" in out
+    assert "wrote-roots" not in out
+    new = (users_dir / "new").stat()
+    assert (new.st_uid, new.st_gid) == (user.pw_uid, user.pw_gid)
+    assert (users_dir / "roots").read_text() == "root's\n"
+
+
+def test_root_asking_gets_no_mapping(engine: EngineHandle, users_dir: Path) -> None:
+    """Root's own files are never mapped, and a container root asks for gets none."""
+    out = engine.docker(
+        "run",
+        "--rm",
+        "-v",
+        f"{users_dir}:/d",
+        "busybox",
+        "stat",
+        "-c",
+        "%u",
+        "/d/mine",
+        user=None,
+    ).stdout
+    assert out.strip() == "65534"
+
+
+def test_a_client_cannot_name_the_requester(engine: EngineHandle) -> None:
+    refused = engine.docker(
+        "run", "--rm", "--label", f"{REQUESTER_LABEL}=0:0", "busybox", "true", check=False
+    )
+    assert refused.returncode != 0
+    assert f"the label {REQUESTER_LABEL} is eci's own" in refused.stderr
+
+
+def test_an_image_cannot_name_the_requester(engine: EngineHandle, users_dir: Path) -> None:
+    """An image labelled with the user's ids, run by root past the proxy: no mapping."""
+    user = pwd.getpwnam(TEST_USER)
+    name = f"eci-requester-label:{secrets.token_hex(4)}"
+    context = Path(tempfile.mkdtemp(prefix="eci-label-"))
+    try:
+        (context / "Dockerfile").write_text(
+            f"FROM busybox\nLABEL {REQUESTER_LABEL}={user.pw_uid}:{user.pw_gid}\n"
+        )
+        engine.docker("build", "-q", "-t", name, str(context), direct=True)
+        out = sh(engine, "stat -c %u /d/mine", "-v", f"{users_dir}:/d", image=name, direct=True)
+        assert out.strip() == "65534"
+    finally:
+        engine.docker("rmi", name, direct=True, check=False)
+        shutil.rmtree(context)
 
 
 def test_host_root_bind_cannot_touch_etc(engine: EngineHandle) -> None:

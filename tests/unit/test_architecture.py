@@ -19,6 +19,7 @@ PURE = [
     "engine/layout.py",
     "engine/config.py",
     "errors.py",
+    "requester.py",
 ]
 FORBIDDEN = {
     "asyncio",
@@ -75,7 +76,7 @@ RUNTIME_FILES = sorted((SRC / "runtime").glob("*.py"))
 @pytest.mark.parametrize("path", RUNTIME_FILES, ids=lambda p: p.name)
 def test_runtime_shim_imports_only_the_stdlib(path: Path) -> None:
     """The shim runs as `python3 -I -S` on every container start: no site-packages at all."""
-    allowed_eci = {"eci", "eci.errors"}
+    allowed_eci = {"eci", "eci.errors", "eci.requester"}
     bad = set()
     for name in _imports(path):
         top = name.split(".")[0]

@@ -14,8 +14,9 @@ from eci.policy.context import PolicyContext
 from eci.policy.decision import Allow, Decision, ExtractInContainer, Rewrite
 from eci.policy.facts import ContainerFacts, Facts, FactsQuery
 from eci.policy.grants import GRANT_LABEL, Grant, grant_path, pin_image, redirect_sockets
+from eci.policy.labels import set_label
 from eci.policy.mounts import HostMount, host_mounts, local_volume_source, volumes_from
-from eci.policy.requester import REQUESTER_LABEL, label_requester
+from eci.requester import REQUESTER_LABEL, requester_value
 
 #: Namespace modes of HostConfig, by the name used in error texts.
 NAMESPACE_MODES = (
@@ -203,7 +204,7 @@ def create(request: ApiRequest, ctx: PolicyContext, facts: Facts) -> Decision:
         body, grant = grant_socket(body, ctx, facts)
         hcs = host_configs(body)
         mounts = list(host_mounts(body, hcs))  # checked again, as rewritten
-    labels = body.obj("Labels") or {}
+    labels = body.obj("Labels") or GoObject()
     reserved = [label for label in (GRANT_LABEL, REQUESTER_LABEL) if label in labels]
     if reserved and (grant is None or reserved != [GRANT_LABEL]):
         raise PolicyDenied(
@@ -216,7 +217,7 @@ def create(request: ApiRequest, ctx: PolicyContext, facts: Facts) -> Decision:
     check_volumes_from(hcs, image, facts, ctx)
     if facts.requester is not None and facts.requester[0] != 0:  # root's files: never mapped
         body = copy.deepcopy(body)
-        label_requester(body, *facts.requester)
+        set_label(body, REQUESTER_LABEL, requester_value(*facts.requester))
     return force_runtime(body, ctx, grant)
 
 

@@ -111,6 +111,43 @@ def _host_namespace_paths(spec: dict[str, Any]) -> frozenset[str]:
     return frozenset(found)
 
 
+def _requester(data_root: str, container_id: str, pool: Pool) -> tuple[int, int] | None:
+    """Who asked for the container (see eci.requester), from dockerd's own record of it;
+    None when unknown, when the image carries the same label (it could have set it), for
+    root and for ids of eci's pool (a container asking through a granted socket)."""
+    import json
+
+    from eci.requester import REQUESTER_LABEL, parse_requester
+
+    try:
+        record = json.loads(
+            _read(os.path.join(data_root, "containers", container_id, "config.v2.json"))
+        )
+        value = ((record.get("Config") or {}).get("Labels") or {}).get(REQUESTER_LABEL)
+        algorithm, _, image_id = str(record.get("Image", "")).partition(":")
+        if not isinstance(value, str) or algorithm != "sha256" or not _is_hex(image_id):
+            return None
+        image = json.loads(
+            _read(
+                os.path.join(
+                    data_root, "image", "overlay2", "imagedb", "content", "sha256", image_id
+                )
+            )
+        )
+        if ((image.get("config") or {}).get("Labels") or {}).get(REQUESTER_LABEL) == value:
+            return None
+    except (OSError, ValueError, AttributeError):
+        return None
+    ids = parse_requester(value)
+    if ids is None or any(pool.start <= i < pool.start + pool.count for i in ids):
+        return None
+    return ids
+
+
+def _is_hex(text: str) -> bool:
+    return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
+
+
 def _run_backend(backend: str, argv: tuple[str, ...]) -> int:
     pid = os.fork()
     if pid == 0:
@@ -152,7 +189,7 @@ def prepare(inv: invocation.Invocation) -> None:
     import json
 
     from eci.runtime.capabilities import bounding_set
-    from eci.runtime.mounts import userns_fd
+    from eci.runtime.mounts import userns_fd, userns_with_maps
     from eci.runtime.spec import SpecContext, plan_mounts, refuse_host_namespaces, transform
 
     container_id = _container_id(inv)
@@ -172,27 +209,39 @@ def prepare(inv: invocation.Invocation) -> None:
     # Leftovers of an attempt that was killed mid-create (runc never knew the container).
     staging.unstage(rootfs)
     staging.unstage(stage)
-    store = RangeStore(config.ranges_dir, _pool())
+    pool = _pool()
+    store = RangeStore(config.ranges_dir, pool)
     base = store.allocate(owner, is_live=os.path.isdir)
     try:
         os.makedirs(config.runtime_dir, mode=0o700, exist_ok=True)
         os.mkdir(stage, 0o700)
+        plans = plan_mounts(spec, config.docker_data_root, container_id)
+        requester = None
+        if any(not plan.idmap for plan in plans):  # host paths: mapped for the requester
+            requester = _requester(config.docker_data_root, container_id, pool)
         userns = userns_fd(base)
+        requester_userns = None
         try:
+            if requester is not None:
+                uid, gid = requester
+                requester_userns = userns_with_maps(f"{uid} {base} 1", f"{gid} {base} 1")
             root = os.path.join(bundle, spec["root"]["path"])  # absolute paths stay as they are
             staging.stage_rootfs(
                 os.path.realpath(root), config.docker_data_root, stage, rootfs, base, userns
             )
             staged = staging.stage_binds(
-                plan_mounts(spec, config.docker_data_root, container_id),
+                plans,
                 stage,
                 userns,
                 config.docker_data_root,
                 config.restricted_paths,
                 config.grants_dir,
+                requester_userns,
             )
         finally:
             os.close(userns)
+            if requester_userns is not None:
+                os.close(requester_userns)
         caps = bounding_set(_read("/proc/self/status"))
         new_spec = transform(spec, SpecContext(base, caps, host_paths, staged, rootfs))
         tmp = f"{spec_path}.eci-{os.getpid()}"

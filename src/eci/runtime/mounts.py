@@ -1,6 +1,7 @@
 """Mount syscalls the shim needs, through ctypes (Python 3.11 has no wrappers for them).
 
-- `userns_fd(base)`: a user namespace mapping 0..65535 -> base.., to idmap mounts with;
+- `userns_fd(base)`: a user namespace mapping 0..65535 -> base.., to idmap mounts with
+  (`userns_with_maps` for any other maps);
 - `clone_mount(src, dst, userns, readonly)`: open_tree(OPEN_TREE_CLONE) + mount_setattr
   (MOUNT_ATTR_IDMAP and/or MOUNT_ATTR_RDONLY) + move_mount: a detached copy of a mount, attached
   at `dst`. A read-only copy made here, in the host namespace, is locked read-only in the
@@ -88,6 +89,11 @@ def setns(fd: int, nstype: int) -> None:
 
 def userns_fd(base: int, size: int = 65536) -> int:
     """fd of a new user namespace with uid/gid maps `0 base size` (its holder process exits)."""
+    return userns_with_maps(f"0 {base} {size}", f"0 {base} {size}")
+
+
+def userns_with_maps(uid_map: str, gid_map: str) -> int:
+    """fd of a new user namespace with these uid and gid maps (its holder process exits)."""
     ready_r, ready_w = os.pipe()
     done_r, done_w = os.pipe()
     pid = os.fork()
@@ -105,9 +111,9 @@ def userns_fd(base: int, size: int = 65536) -> int:
     try:
         if os.read(ready_r, 1) != b"1":
             raise OSError("unshare(CLONE_NEWUSER) failed in the helper process")
-        for name in ("uid_map", "gid_map"):
+        for name, lines in (("uid_map", uid_map), ("gid_map", gid_map)):
             with open(f"/proc/{pid}/{name}", "w") as f:
-                f.write(f"0 {base} {size}\n")
+                f.write(f"{lines}\n")
         return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
     finally:
         os.close(ready_r)

@@ -94,6 +94,7 @@ def stage_binds(
     data_root: str,
     restricted: tuple[str, ...] = (),
     grants_dir: str = "",
+    requester_userns: int | None = None,
 ) -> dict[int, str]:
     """Attach each planned bind source under `stage`; returns spec mount index -> new source.
 
@@ -102,7 +103,10 @@ def stage_binds(
     attached with host ids instead: container root must not own what it points at. Any other
     host path is opened once (symlinks resolved now), checked against `restricted` by what it
     resolved to, and that same opened tree is what runc mounts: a symlink swapped after the
-    check changes nothing."""
+    check changes nothing. With `requester_userns` (maps the requester's uid and gid to the
+    container's root), a host path is idmapped with it: the requester's files are container
+    root's, everyone else's nobody's; a tree holding a filesystem that cannot be idmapped
+    keeps host ids (the safe default)."""
     staged: dict[int, str] = {}
     for plan in plans:
         target = os.path.join(stage, f"bind-{plan.index}")
@@ -113,6 +117,7 @@ def stage_binds(
                 pass
         source_fd = None
         idmapped = False
+        as_requester = False  # a host path, idmapped to the requester if it can be
         if plan.idmap:
             relative = os.path.relpath(plan.source, data_root)
             try:
@@ -130,20 +135,45 @@ def stage_binds(
             if restricted_source(resolved, restricted) and not granted:
                 os.close(source_fd)
                 raise SpecRefused(restricted_mount_message(plan.source))
+            as_requester = requester_userns is not None and not granted
         try:
-            mounts.clone_mount(
-                plan.source,
-                target,
-                userns=userns if idmapped else None,
-                readonly=plan.readonly,
-                recursive=not idmapped,
-                source_fd=source_fd,
-            )
+            done = as_requester and _clone_as_requesters(plan, target, requester_userns, source_fd)
+            if not done:
+                mounts.clone_mount(
+                    plan.source,
+                    target,
+                    userns=userns if idmapped else None,
+                    readonly=plan.readonly,
+                    recursive=not idmapped,
+                    source_fd=source_fd,
+                )
         finally:
             if source_fd is not None:
                 os.close(source_fd)
         staged[plan.index] = target
     return staged
+
+
+def _clone_as_requesters(
+    plan: MountPlan, target: str, userns: int | None, source_fd: int | None
+) -> bool:
+    """Attach the whole tree at `plan.source` idmapped to the requester; False (nothing done)
+    when some filesystem in it cannot be idmapped."""
+    assert userns is not None
+    try:
+        mounts.clone_mount(
+            plan.source,
+            target,
+            userns=userns,
+            readonly=plan.readonly,
+            recursive=True,
+            source_fd=source_fd,
+        )
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.EOPNOTSUPP, errno.EPERM):
+            raise
+        return False
+    return True
 
 
 def _remove_tree(path: str, device: int) -> None:

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from tests.unit.policy.cases import FACTS, ON, create, forwarded
 
 from eci.policy import Deny, decide
-from eci.policy.requester import REQUESTER_LABEL, parse_requester
+from eci.requester import REQUESTER_LABEL, parse_requester
 
 ALICE = dataclasses.replace(FACTS, requester=(1000, 1000))
 

@@ -2,23 +2,21 @@
 
 The runtime maps the requester's own files in host bind mounts to container root (and what
 container root writes there lands as the requester), leaving everyone else's as nobody. It
-learns the requester from this label, which the proxy sets on every create it forwards
-(from SO_PEERCRED; a client cannot choose it: a create naming it is refused). The runtime
-trusts it only when the image does not carry the same value (an image could be built with
-any label) and never maps uid or gid 0.
+learns the requester from this label, which the proxy sets on every create it forwards for a
+non-root user (from SO_PEERCRED; a client cannot choose it: a create naming it is refused).
+The runtime trusts it only when the image does not carry the same value (an image can be
+built with any label) and never maps root or ids of eci's own pool.
+
+Shared by the policy (which sets it) and the runtime shim (which reads it): stdlib-free.
 """
 
 from __future__ import annotations
 
-from eci.dockerapi.gojson import GoObject
-from eci.policy.labels import set_label
-
 REQUESTER_LABEL = "io.eci.requester"
 
 
-def label_requester(body: GoObject, uid: int, gid: int) -> None:
-    """Set the requester label of a create body, in place."""
-    set_label(body, REQUESTER_LABEL, f"{uid}:{gid}")
+def requester_value(uid: int, gid: int) -> str:
+    return f"{uid}:{gid}"
 
 
 def parse_requester(value: str) -> tuple[int, int] | None:
