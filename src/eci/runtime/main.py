@@ -183,9 +183,10 @@ class _BackendFailed(Exception):
         self.code = code
 
 
-def prepare(inv: invocation.Invocation) -> None:
-    """create's own half: refuse, allocate the range, stage the mounts, rewrite config.json.
-    On any failure everything done is undone before the error propagates."""
+def prepare(inv: invocation.Invocation) -> RuntimeConfig:
+    """create's own half: refuse, allocate the range, stage the mounts, rewrite config.json;
+    returns the engine's runtime config. On any failure everything done is undone before the
+    error propagates."""
     import json
 
     from eci.runtime.capabilities import bounding_set
@@ -251,6 +252,7 @@ def prepare(inv: invocation.Invocation) -> None:
     except BaseException:
         _unstage_and_release(config, owner, container_id)
         raise
+    return config
 
 
 def _unstage_and_release(config: RuntimeConfig, owner: str, container_id: str) -> None:
@@ -272,9 +274,9 @@ def cleanup(inv: invocation.Invocation) -> int:
 
 
 def create(inv: invocation.Invocation) -> int:
-    prepare(inv)
+    config = prepare(inv)
     try:
-        code = _run_backend(RuntimeConfig.load(inv.eci_state).backend, inv.backend_argv)
+        code = _run_backend(config.backend, inv.backend_argv)
     except BaseException:
         cleanup(inv)
         raise
