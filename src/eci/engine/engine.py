@@ -24,6 +24,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from eci import runtime
 from eci.engine.config import (
     EngineOptions,
     containerd_config,
@@ -40,8 +41,6 @@ from eci.runtime.ranges import RANGE_SIZE, Pool, RangeStore
 from eci.settings import EffectiveSettings
 
 USER_SOCKET_GROUP = "docker"
-#: the interpreter of the runtime shim and its server: the system's, stdlib only (no venv)
-RUNTIME_PYTHON = "/usr/bin/python3"
 REQUIRED_COMMANDS = ("dockerd", "containerd", "docker-registry", "runc", "ip")
 
 
@@ -60,10 +59,10 @@ COMPONENTS: tuple[Component, ...] = (
     Component(
         "runtime-server",
         lambda lay, st: [
-            RUNTIME_PYTHON,
+            runtime.PYTHON,
             "-I",
             "-S",
-            str(runtime_shim_path().with_name("shim.py")),
+            runtime.SHIM,
             "--eci-serve",
             str(lay.state_dir),
         ],
