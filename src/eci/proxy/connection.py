@@ -436,7 +436,7 @@ class ClientConnection:
             return Outcome.KEEP_ALIVE if done else Outcome.CLOSE
 
         if isinstance(decision, ExtractInContainer):
-            return await self._extract(conn, event, decision)
+            return await self._extract(conn, decision)
         body = decision.body if isinstance(decision, Rewrite) else request.body
         length = _stream_length(event) if streaming else len(body)
         download = route is not None and route.download
@@ -523,9 +523,7 @@ class ClientConnection:
             up_writer.write(upstream_conn.send(h11.Data(data=data)))
             await up_writer.drain()
 
-    async def _extract(
-        self, conn: h11.Connection, event: h11.Request, decision: ExtractInContainer
-    ) -> Outcome:
+    async def _extract(self, conn: h11.Connection, decision: ExtractInContainer) -> Outcome:
         """Answer a `docker cp` upload into a running eci container (see proxy.upload)."""
         status, reason = await extract_in_container(decision, self._body_chunks(conn))
         if status != 200:

@@ -117,7 +117,7 @@ def stage_binds(
                 pass
         source_fd = None
         idmapped = False
-        as_requester = False  # a host path, idmapped to the requester if it can be
+        requesters: int | None = None  # a host path: idmapped to the requester if it can be
         if plan.idmap:
             relative = os.path.relpath(plan.source, data_root)
             try:
@@ -135,9 +135,11 @@ def stage_binds(
             if restricted_source(resolved, restricted) and not granted:
                 os.close(source_fd)
                 raise SpecRefused(restricted_mount_message(plan.source))
-            as_requester = requester_userns is not None and not granted
+            requesters = None if granted else requester_userns
         try:
-            done = as_requester and _clone_as_requesters(plan, target, requester_userns, source_fd)
+            done = requesters is not None and _clone_as_requesters(
+                plan, target, requesters, source_fd
+            )
             if not done:
                 mounts.clone_mount(
                     plan.source,
@@ -154,12 +156,9 @@ def stage_binds(
     return staged
 
 
-def _clone_as_requesters(
-    plan: MountPlan, target: str, userns: int | None, source_fd: int | None
-) -> bool:
+def _clone_as_requesters(plan: MountPlan, target: str, userns: int, source_fd: int | None) -> bool:
     """Attach the whole tree at `plan.source` idmapped to the requester; False (nothing done)
     when some filesystem in it cannot be idmapped."""
-    assert userns is not None
     try:
         mounts.clone_mount(
             plan.source,
