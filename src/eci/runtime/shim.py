@@ -6,6 +6,7 @@ root is put on sys.path by hand, so only eci's stdlib-only runtime modules are i
     shim.py RUNC-ARGS…                 create/run/delete, whole (no runtime server)
     shim.py --eci-cleanup RUNC-ARGS…   only the cleanup after runc's delete or a failed create
     shim.py --eci-serve STATE-DIR      the runtime server (started by `eci up`)
+    shim.py --eci-supervise STATE-DIR  the mount supervisor (started by `eci up`)
     shim.py --eci-extract PID ID PATH COPY-UIDGID NO-OVERWRITE   `docker cp` into a running
                                        container, inside it (run by the proxy; tar on stdin)
 """
@@ -22,6 +23,10 @@ if args[:1] == ["--eci-serve"] and len(args) == 2:
     from eci.runtime.server import serve
 
     sys.exit(serve(args[1]))
+if args[:1] == ["--eci-supervise"] and len(args) == 2:
+    from eci.runtime.supervisor import serve as supervise
+
+    sys.exit(supervise(args[1]))
 if args[:1] == ["--eci-extract"]:
     from eci.runtime.archive import main as extract
 

@@ -1,0 +1,227 @@
+"""Which mount(2)/umount2(2) calls of a container eci performs and which it refuses (pure).
+
+Theory of operation: in its own user namespace container root may mount and unmount, and the
+mounts runc made in that namespace are not locked by the kernel. The supervisor
+(`runtime/supervisor.py`) receives every mount and umount2 of a container through seccomp
+user notification, resolves the paths inside the container, and asks `decide` what to do; it
+then performs the call itself, on the very objects it checked (no time-of-check gap).
+
+A mount is *protected* when it is one the runtime set up: every mount of the container's
+namespace when its first process was registered, plus the masks the supervisor lays over a
+fresh procfs. A protected mount is named by an identity that survives `unshare -m`, `mount
+--rbind` and `pivot_root`: its device and root in its filesystem, and where it sits inside its
+parent's filesystem (not the path, which those calls change).
+
+Rules (what "immutable" means to a container):
+- a protected mount cannot be unmounted or moved;
+- a protected read-only mount cannot be remounted read-write (read-write → read-only can);
+- a protected mount cannot be covered, except by a tmpfs or by another bind of what it already
+  is (a runc inside the container masks the same paths again with /dev/null);
+- a non-recursive bind of a tree with protected mounts below would copy the tree without them
+  (an unmasked /proc): refused; a recursive bind copies them, and the copies keep the identity;
+- a fresh procfs is mounted, then masked and virtualized like the container's own (`FRESH_PROC`).
+"""
+
+from __future__ import annotations
+
+import errno as errnos
+
+from eci.runtime.mountinfo import is_under, unescape
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Collection, Mapping
+
+MS_RDONLY = 0x1
+MS_REMOUNT = 0x20
+MS_BIND = 0x1000
+MS_MOVE = 0x2000
+MS_REC = 0x4000
+MS_UNBINDABLE = 1 << 17
+MS_PRIVATE = 1 << 18
+MS_SLAVE = 1 << 19
+MS_SHARED = 1 << 20
+PROPAGATION = MS_UNBINDABLE | MS_PRIVATE | MS_SLAVE | MS_SHARED
+#: kinds of mount(2) call, in the kernel's order of precedence (do_mount)
+REMOUNT, BIND, PROPAGATE, MOVE, NEW = "remount", "bind", "propagate", "move", "new"
+
+#: procfs files lxcfs virtualizes (bound from the container's own /proc onto a fresh procfs)
+LXCFS_PROC_FILES = ("cpuinfo", "diskstats", "loadavg", "meminfo", "stat", "swaps", "uptime")
+#: procfs files and directories masked in every container (Docker's defaults and more)
+MASKED_PROC_FILES = ("kcore", "keys", "latency_stats", "sched_debug", "timer_list", "timer_stats")
+MASKED_PROC_DIRS = ("acpi", "asound", "scsi")
+LXCFS_TYPE = "fuse.lxcfs"
+
+
+class MountEntry:
+    """One line of /proc/<pid>/mountinfo; path fields kept escaped (no whitespace in them)."""
+
+    __slots__ = ("dev", "fstype", "mount_id", "mountpoint", "options", "parent_id", "root", "super")
+
+    def __init__(self, line: str) -> None:
+        fields = line.split()
+        sep = fields.index("-", 6)
+        self.mount_id = int(fields[0])
+        self.parent_id = int(fields[1])
+        self.dev = fields[2]
+        self.root = fields[3]
+        self.mountpoint = fields[4]
+        self.options = fields[5].split(",")
+        self.fstype = fields[sep + 1]
+        self.super = fields[sep + 3].split(",") if len(fields) > sep + 3 else []
+
+    @property
+    def path(self) -> str:
+        """The mount point, unescaped (as readlink of an fd on it shows it)."""
+        return unescape(self.mountpoint)
+
+    @property
+    def read_only(self) -> bool:
+        return "ro" in self.options or "ro" in self.super
+
+
+def parse_mountinfo(text: str) -> dict[int, MountEntry]:
+    entries = {}
+    for line in text.splitlines():
+        if line.strip():
+            entry = MountEntry(line)
+            entries[entry.mount_id] = entry
+    return entries
+
+
+def identity(entry: MountEntry, entries: Mapping[int, MountEntry]) -> str:
+    """Device, root in its filesystem, parent's device and place in the parent's filesystem."""
+    parent = entries.get(entry.parent_id)
+    if parent is None or parent is entry:
+        return f"{entry.dev} {entry.root} - {entry.mountpoint}"
+    rest = entry.mountpoint[len(parent.mountpoint.rstrip("/")) :]
+    place = (parent.root.rstrip("/") + rest) or "/"
+    return f"{entry.dev} {entry.root} {parent.dev} {place}"
+
+
+def identities(entries: Mapping[int, MountEntry]) -> set[str]:
+    """What to protect when a container's first process is registered: all its mounts."""
+    return {identity(entry, entries) for entry in entries.values()}
+
+
+class Place:
+    """A path the supervisor opened for a call: the mount it lies in and whether it is that
+    mount's root (what umount2, a remount or an over-mount act on)."""
+
+    __slots__ = ("entry", "is_root", "path")
+
+    def __init__(self, path: str, entry: MountEntry | None) -> None:
+        self.path = path
+        self.entry = entry
+        self.is_root = entry is not None and entry.path == path
+
+
+def mount_kind(flags: int) -> str:
+    if flags & MS_REMOUNT:
+        return REMOUNT
+    if flags & MS_BIND:
+        return BIND
+    if flags & PROPAGATION:
+        return PROPAGATE
+    if flags & MS_MOVE:
+        return MOVE
+    return NEW
+
+
+class Verdict:
+    """`error` 0: perform the call; else refuse with that errno. `fresh_proc`: mask and
+    virtualize the procfs just mounted, as the container's own /proc is."""
+
+    __slots__ = ("error", "fresh_proc", "reason")
+
+    def __init__(self, error: int = 0, reason: str = "", fresh_proc: bool = False) -> None:
+        self.error = error
+        self.reason = reason
+        self.fresh_proc = fresh_proc
+
+    def __repr__(self) -> str:
+        return f"Verdict(error={self.error}, reason={self.reason!r}, fresh_proc={self.fresh_proc})"
+
+
+PERFORM = Verdict()
+
+
+def _refuse(reason: str) -> Verdict:
+    return Verdict(errnos.EPERM, reason)
+
+
+class Guard:
+    """The rules, over one container's mount table and protected identities."""
+
+    def __init__(self, entries: Mapping[int, MountEntry], protected: Collection[str]) -> None:
+        self.entries = entries
+        self.protected = protected
+
+    def _protected_root(self, place: Place | None) -> bool:
+        return (
+            place is not None
+            and place.is_root
+            and place.entry is not None
+            and identity(place.entry, self.entries) in self.protected
+        )
+
+    def _protected_below(self, path: str) -> bool:
+        return any(
+            entry.path != path
+            and is_under(entry.path, path)
+            and identity(entry, self.entries) in self.protected
+            for entry in self.entries.values()
+        )
+
+    def umount(self, target: Place) -> Verdict:
+        if self._protected_root(target):
+            return _refuse(f"unmount of {target.path}, mounted by the runtime")
+        return PERFORM
+
+    def mount(self, flags: int, fstype: str | None, target: Place, source: Place | None) -> Verdict:
+        """`source` is the opened source for a bind or a move (None otherwise)."""
+        kind = mount_kind(flags)
+        if kind == REMOUNT:
+            entry = target.entry
+            if (
+                self._protected_root(target)
+                and entry is not None
+                and entry.read_only
+                and not flags & MS_RDONLY
+            ):
+                return _refuse(f"read-write remount of {target.path}, read-only by the runtime")
+            return PERFORM
+        if kind == PROPAGATE:
+            return PERFORM
+        if kind == MOVE:
+            if self._protected_root(source):
+                assert source is not None
+                return _refuse(f"move of {source.path}, mounted by the runtime")
+            return self._cover(target, fstype, source)
+        if kind == BIND:
+            if source is None:
+                return Verdict(errnos.EINVAL, "bind without a source")
+            if not flags & MS_REC and self._protected_below(source.path):
+                return _refuse(f"non-recursive bind of {source.path} would unmask what is below")
+            return self._cover(target, fstype, source)
+        verdict = self._cover(target, fstype, None)
+        if verdict.error == 0 and fstype == "proc":
+            return Verdict(fresh_proc=True)
+        return verdict
+
+    def _cover(self, target: Place, fstype: str | None, source: Place | None) -> Verdict:
+        """May something be mounted on `target`? Not over a protected mount, but for masks."""
+        if not self._protected_root(target):
+            return PERFORM
+        covered = target.entry
+        assert covered is not None
+        if source is None and fstype == "tmpfs":
+            return PERFORM
+        if (
+            source is not None
+            and source.is_root
+            and source.entry is not None
+            and (source.entry.dev, source.entry.root) == (covered.dev, covered.root)
+        ):
+            return PERFORM
+        return _refuse(f"mount over {target.path}, mounted by the runtime")

@@ -1,0 +1,122 @@
+"""Seccomp user notification, through ioctl and ctypes (stdlib only).
+
+- `receive(fd)`: the next notification of a listener fd (`Notification`: id, pid, syscall);
+- `respond(fd, id, error)`: answer it (0: the call returns 0; else it fails with `error`);
+- `is_valid(fd, id)`: the notifying task still waits (its pid was not reused);
+- `read_string(mem_fd, address)`: a NUL-terminated string from the task's memory;
+- `pidfd_getfd(pidfd, fd)`: a copy of another process's fd (the supervisor takes a listener
+  back from its keeper after a restart, and a container's `/proc/self/fd/N` paths).
+
+Structures (linux/seccomp.h): seccomp_notif {u64 id; u32 pid; u32 flags; seccomp_data {int nr;
+u32 arch; u64 ip; u64 args[6]}} is 80 bytes; seccomp_notif_resp {u64 id; s64 val; s32 error;
+u32 flags} is 24.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import os
+import struct
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+IOCTL_NOTIF_RECV = 0xC0502100
+IOCTL_NOTIF_SEND = 0xC0182101
+IOCTL_NOTIF_ID_VALID = 0x40082102
+NOTIF = struct.Struct("=QIIiIQ6Q")
+RESPONSE = struct.Struct("=QqiI")
+SYS_PIDFD_GETFD = 438
+SYS_STATX = 332
+AT_EMPTY_PATH = 0x1000
+STATX_MNT_ID = 0x1000
+
+AUDIT_ARCH_X86_64 = 0xC000003E
+AUDIT_ARCH_I386 = 0x40000003
+AUDIT_ARCH_AARCH64 = 0xC00000B7
+X32_SYSCALL_BIT = 0x40000000
+#: (arch, nr) → the syscall the supervisor vets; anything else it is sent is refused
+SYSCALLS = {
+    (AUDIT_ARCH_X86_64, 165): "mount",
+    (AUDIT_ARCH_X86_64, 166): "umount2",
+    (AUDIT_ARCH_X86_64, 99): "sysinfo",
+    (AUDIT_ARCH_I386, 116): "sysinfo",
+    (AUDIT_ARCH_AARCH64, 179): "sysinfo",
+    (AUDIT_ARCH_I386, 21): "mount",
+    (AUDIT_ARCH_I386, 22): "umount",
+    (AUDIT_ARCH_I386, 52): "umount2",
+    (AUDIT_ARCH_AARCH64, 40): "mount",
+    (AUDIT_ARCH_AARCH64, 39): "umount2",
+}
+
+
+class Notification:
+    __slots__ = ("arch", "args", "id", "nr", "pid")
+
+    def __init__(self, raw: bytes) -> None:
+        fields = NOTIF.unpack(raw)
+        self.id, self.pid, _flags, self.nr, self.arch, _ip = fields[:6]
+        self.args = fields[6:]
+
+    @property
+    def syscall(self) -> str | None:
+        nr = self.nr & ~X32_SYSCALL_BIT if self.arch == AUDIT_ARCH_X86_64 else self.nr
+        return SYSCALLS.get((self.arch, nr))
+
+
+def receive(fd: int) -> Notification:
+    buf = bytearray(NOTIF.size)  # the kernel wants it zeroed
+    fcntl.ioctl(fd, IOCTL_NOTIF_RECV, buf, True)
+    return Notification(bytes(buf))
+
+
+def respond(fd: int, notif_id: int, error: int, value: int = 0) -> None:
+    """`error` is a positive errno (0 for success); the kernel wants it negated."""
+    fcntl.ioctl(fd, IOCTL_NOTIF_SEND, bytearray(RESPONSE.pack(notif_id, value, -error, 0)), True)
+
+
+def is_valid(fd: int, notif_id: int) -> bool:
+    try:
+        fcntl.ioctl(fd, IOCTL_NOTIF_ID_VALID, bytearray(struct.pack("=Q", notif_id)), True)
+        return True
+    except OSError:
+        return False
+
+
+def read_string(mem_fd: int, address: int, limit: int = 4096) -> str | None:
+    """The NUL-terminated string at `address` (None for a NULL pointer)."""
+    if address == 0:
+        return None
+    data = b""
+    while len(data) < limit:
+        # never read across a page boundary at once: the next page may be unmapped
+        chunk = min(limit - len(data), 4096 - (address + len(data)) % 4096)
+        part = os.pread(mem_fd, chunk, address + len(data))
+        if not part:
+            break
+        end = part.find(b"\0")
+        if end >= 0:
+            return (data + part[:end]).decode("utf-8", "surrogateescape")
+        data += part
+    raise OSError(22, f"no string terminator within {limit} bytes")
+
+
+def pidfd_getfd(pidfd: int, fd: int) -> int:
+    result = _libc.syscall(SYS_PIDFD_GETFD, pidfd, fd, 0)
+    if result < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"pidfd_getfd: {os.strerror(err)}")
+    os.set_inheritable(result, False)
+    return int(result)
+
+
+def mount_id(fd: int) -> int:
+    """The id of the mount an open fd lies in (statx STATX_MNT_ID, Linux 5.8)."""
+    buf = ctypes.create_string_buffer(256)
+    if _libc.syscall(SYS_STATX, fd, b"", AT_EMPTY_PATH, STATX_MNT_ID, buf) < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"statx: {os.strerror(err)}")
+    mask = struct.unpack_from("=I", buf.raw, 0)[0]
+    if not mask & STATX_MNT_ID:
+        raise OSError(95, "statx: no mount id")
+    return int(struct.unpack_from("=Q", buf.raw, 0x90)[0])

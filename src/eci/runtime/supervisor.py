@@ -1,0 +1,618 @@
+"""The mount supervisor: vets every mount(2)/umount2(2) of a container (seccomp user notification).
+
+Theory of operation: the spec rewrite (`spec.supervise_syscalls`) makes mount, umount2 (and
+sysinfo, see `sysinfo.py`) notify a listener and names this supervisor's socket as runc's
+`listenerPath`. When a container process is set up, runc connects and sends the container's
+state with the listener fd (SCM_RIGHTS). If nobody listens, runc fails the start: no container
+runs unsupervised.
+
+For each listener the supervisor forks a *keeper*: a child that only holds a copy of the fd
+until the container's last task is gone (POLLHUP) and is recorded in `keepers/<pid>`. A new
+supervisor takes every listener back from its keeper (pidfd_getfd), so a supervisor restart
+loses no running container's rules; calls made meanwhile wait for it.
+
+For each call a forked *helper* joins the caller's user and mount namespaces, takes its root
+and cwd, opens the paths once, asks `mountguard.Guard` and, if allowed, performs the call on
+the opened fds (`/proc/self/fd/N` of the helper): what was checked is what is mounted. Its exit
+code is the errno the caller gets. The protected identities of a container are in
+`containers/<id>/protected` (one per line), written at its first process and appended to when
+a fresh procfs gets masked: a restarted supervisor reads the same rules.
+"""
+
+from __future__ import annotations
+
+import array
+import contextlib
+import errno
+import json
+import os
+import selectors
+import signal
+import socket
+import sys
+import time
+
+from eci.runtime import mountguard, seccomp, sysinfo
+from eci.runtime.mountguard import Guard, Place
+
+LISTENER = "listener.sock"
+CAP_SYS_ADMIN = 21
+MNT_DETACH = 2
+UMOUNT_NOFOLLOW = 8
+MS_NOSYMFOLLOW = 256
+NULL_DEVICE = os.makedev(1, 3)
+#: the caller's namespaces the helper joins, user first
+NAMESPACES = (
+    ("ns/user", 0x10000000),
+    ("ns/mnt", 0x00020000),
+    ("ns/net", 0x40000000),
+    ("ns/ipc", 0x08000000),
+    ("ns/uts", 0x04000000),
+    ("ns/cgroup", 0x02000000),
+    ("ns/pid", 0x20000000),
+)
+#: a helper that crashed answers this: fail closed
+HELPER_FAILED = 255
+
+
+def _log(message: str) -> None:
+    sys.stderr.write(f"{time.strftime('%H:%M:%S')} {message}\n")
+
+
+def _start_time(pid: int) -> str | None:
+    """Field 22 of /proc/<pid>/stat (None when gone or a zombie): pid plus this names a process."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return None if fields[0] in ("Z", "X") else fields[19]
+
+
+# --- keepers: a listener outlives the supervisor ---
+
+
+def _keep(fd: int) -> None:
+    """In a forked keeper: hold `fd` until the filter has no tasks left, then exit."""
+    try:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        os.closerange(0, fd)
+        os.closerange(fd + 1, 65536)
+        poller = __import__("select").poll()
+        poller.register(fd, 0)  # POLLHUP/POLLERR only: notifications are not ours to take
+        while not poller.poll():
+            pass
+    finally:
+        os._exit(0)
+
+
+class Supervisor:
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        self.keepers_dir = os.path.join(directory, "keepers")
+        self.containers_dir = os.path.join(directory, "containers")
+        self.selector = selectors.DefaultSelector()
+        #: listener fd -> (container id, keeper pid)
+        self.listeners: dict[int, tuple[str, int]] = {}
+        #: helper pidfd -> (listener fd, notification id, helper pid)
+        self.helpers: dict[int, tuple[int, int, int]] = {}
+        #: keepers whose container is gone: reaped as soon as they have exited
+        self.exited_keepers: set[int] = set()
+
+    # -- setup --
+
+    def start(self) -> socket.socket:
+        for path in (self.keepers_dir, self.containers_dir):
+            os.makedirs(path, mode=0o700, exist_ok=True)
+        os.chmod(self.directory, 0o700)
+        self._adopt_keepers()
+        path = os.path.join(self.directory, LISTENER)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        server.bind(path)
+        os.chmod(path, 0o600)
+        server.listen(128)
+        self.selector.register(server, selectors.EVENT_READ, "accept")
+        return server
+
+    def _adopt_keepers(self) -> None:
+        """Take back the listeners a previous supervisor left with its keepers."""
+        for name in os.listdir(self.keepers_dir):
+            path = os.path.join(self.keepers_dir, name)
+            try:
+                with open(path) as f:
+                    container_id, fd_text, started = f.read().split()
+                pid = int(name)
+                if _start_time(pid) != started:
+                    raise ProcessLookupError(pid)
+                pidfd = os.pidfd_open(pid)
+                try:
+                    fd = seccomp.pidfd_getfd(pidfd, int(fd_text))
+                finally:
+                    os.close(pidfd)
+            except (OSError, ValueError) as exc:
+                _log(f"keeper {name}: gone ({exc}); forgetting it")
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+                continue
+            self._watch(fd, container_id, pid)
+            _log(f"adopted listener of {container_id} from keeper {pid}")
+
+    def _watch(self, fd: int, container_id: str, keeper: int) -> None:
+        self.listeners[fd] = (container_id, keeper)
+        self.selector.register(fd, selectors.EVENT_READ, "notify")
+
+    # -- registration (runc's listenerPath protocol) --
+
+    def accept(self, server: socket.socket) -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.settimeout(5)
+            fds = array.array("i")
+            data = b""
+            try:
+                msg, ancdata, _, _ = conn.recvmsg(1 << 16, socket.CMSG_SPACE(4 * 4))
+                for level, kind, payload in ancdata:
+                    if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                        fds.frombytes(payload[: len(payload) - len(payload) % 4])
+                data = msg
+                while msg:
+                    msg = conn.recv(1 << 16)
+                    data += msg
+                state = json.loads(data)
+                container_id = str(state["state"]["id"])
+                pid = int(state["pid"])
+                if len(fds) != 1:
+                    raise ValueError(f"expected one listener fd, got {len(fds)}")
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                _log(f"refused a registration: {exc}")
+                for fd in fds:
+                    os.close(fd)
+                return
+            self.register(fds[0], container_id, pid, int(state["state"].get("pid") or 0))
+
+    def register(self, fd: int, container_id: str, pid: int, init_pid: int) -> None:
+        """A container's first process (its init) fixes what is protected; an exec joins."""
+        if not _valid_id(container_id):
+            _log(f"refused a registration for container id {container_id!r}")
+            os.close(fd)
+            return
+        directory = os.path.join(self.containers_dir, container_id)
+        protected = os.path.join(directory, "protected")
+        try:
+            if pid == init_pid or not os.path.exists(protected):
+                with open(f"/proc/{pid}/mountinfo") as f:
+                    entries = mountguard.parse_mountinfo(f.read())
+                os.makedirs(directory, mode=0o700, exist_ok=True)
+                with open(f"{protected}.tmp", "w") as f:
+                    f.write("".join(f"{i}\n" for i in sorted(mountguard.identities(entries))))
+                os.replace(f"{protected}.tmp", protected)
+            with open(os.path.join(directory, "init"), "w") as f:
+                f.write(f"{init_pid or pid}\n")
+        except OSError as exc:  # gone already: its calls fail with ENOSYS once fd is closed
+            _log(f"could not register {container_id} pid {pid}: {exc}")
+            os.close(fd)
+            return
+        keeper = os.fork()
+        if keeper == 0:
+            _keep(fd)
+        started = _start_time(keeper) or "0"
+        path = os.path.join(self.keepers_dir, str(keeper))
+        with open(f"{path}.tmp", "w") as f:
+            f.write(f"{container_id} {fd} {started}\n")
+        os.replace(f"{path}.tmp", path)
+        self._watch(fd, container_id, keeper)
+        _log(f"registered {container_id} pid {pid} (keeper {keeper})")
+
+    # -- notifications --
+
+    def notified(self, fd: int) -> None:
+        try:
+            notif = seccomp.receive(fd)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOENT, errno.EINTR, errno.EAGAIN):
+                _log(f"listener of {self.listeners[fd][0]}: {exc}")
+            return  # the caller is gone meanwhile
+        container_id, _ = self.listeners[fd]
+        if notif.syscall == "sysinfo":  # cheap and IO-free in the caller: answered here
+            directory = os.path.join(self.containers_dir, container_id)
+            with contextlib.suppress(OSError):
+                seccomp.respond(fd, notif.id, sysinfo.answer(fd, notif, directory))
+            return
+        pid = os.fork()
+        if pid == 0:
+            code = HELPER_FAILED
+            try:
+                code = _help(fd, notif, os.path.join(self.containers_dir, container_id))
+            except BaseException as exc:  # a bug: the call fails, nothing is done
+                _log(f"helper for {container_id} pid {notif.pid}: {exc!r}")
+            finally:
+                os._exit(code)
+        pidfd = os.pidfd_open(pid)
+        self.helpers[pidfd] = (fd, notif.id, pid)
+        self.selector.register(pidfd, selectors.EVENT_READ, "helper")
+
+    def helped(self, pidfd: int) -> None:
+        fd, notif_id, pid = self.helpers.pop(pidfd)
+        self.selector.unregister(pidfd)
+        os.close(pidfd)
+        _, status = os.waitpid(pid, 0)
+        code = os.waitstatus_to_exitcode(status)
+        error = code if 0 <= code < HELPER_FAILED else errno.EPERM
+        with contextlib.suppress(OSError):  # the caller may be gone meanwhile
+            seccomp.respond(fd, notif_id, error)
+
+    def _forget(self, fd: int) -> None:
+        container_id, keeper = self.listeners.pop(fd)
+        self.selector.unregister(fd)
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(self.keepers_dir, str(keeper)))
+        self.exited_keepers.add(keeper)
+        if container_id not in {c for c, _ in self.listeners.values()}:
+            directory = os.path.join(self.containers_dir, container_id)
+            for name in ("protected", "init"):
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(directory, name))
+            with contextlib.suppress(OSError):
+                os.rmdir(directory)
+        _log(f"released a listener of {container_id}")
+
+    def run(self, server: socket.socket) -> None:
+        while True:
+            for key, events in self.selector.select(timeout=1.0 if self.exited_keepers else None):
+                if key.data == "accept":
+                    self.accept(server)
+                elif key.data == "helper":
+                    self.helped(key.fd)
+                elif events & selectors.EVENT_WRITE:
+                    # registered for reading only: EPOLLHUP (no task left) shows as both
+                    self._forget(key.fd)
+                else:
+                    self.notified(key.fd)
+            self._reap()
+
+    def _reap(self) -> None:
+        for pid in list(self.exited_keepers):
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:  # not ours (adopted from an earlier supervisor)
+                done = pid
+            if done:
+                self.exited_keepers.discard(pid)
+
+
+def _valid_id(container_id: str) -> bool:
+    return (
+        0 < len(container_id) <= 1024
+        and container_id[0].isalnum()
+        and all(c.isalnum() or c in "_.-" for c in container_id)
+    )
+
+
+# --- the helper: one call, checked and performed inside the caller's namespaces ---
+
+
+def _cap_sys_admin(proc: int) -> bool:
+    fd = os.open("status", os.O_RDONLY, dir_fd=proc)
+    with os.fdopen(fd) as f:
+        for line in f:
+            if line.startswith("CapEff:"):
+                return bool(int(line.split()[1], 16) >> CAP_SYS_ADMIN & 1)
+    return False
+
+
+class _Opened:
+    """The paths of one call, opened inside the caller's root and cwd."""
+
+    def __init__(self, proc: int, pidfd: int, cwd: int, own_fds: int) -> None:
+        self.proc = proc
+        self.pidfd = pidfd
+        self.cwd = cwd
+        self.own_fds = own_fds
+        self.fds: list[int] = []
+        #: fds opened below a fresh procfs -> their names there
+        self.names: dict[int, str] = {}
+
+    def open(self, path: str, follow: bool = True) -> int:
+        """`/proc/self/fd/N` (and thread-self) name the caller's fd N, not ours."""
+        for prefix in ("/proc/self/fd/", "/proc/thread-self/fd/"):
+            if path.startswith(prefix) and path[len(prefix) :].isdigit():
+                fd = seccomp.pidfd_getfd(self.pidfd, int(path[len(prefix) :]))
+                break
+        else:
+            flags = os.O_PATH | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)
+            fd = os.open(path, flags)
+        self.fds.append(fd)
+        return fd
+
+    def close(self, keep: int | None = None) -> None:
+        """Close what was opened (an fd on a mount keeps it busy for umount2)."""
+        for fd in self.fds:
+            if fd != keep:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self.fds = [keep] if keep is not None else []
+
+    def entries(self) -> dict[int, mountguard.MountEntry]:
+        fd = os.open("mountinfo", os.O_RDONLY, dir_fd=self.proc)
+        with os.fdopen(fd) as f:
+            return mountguard.parse_mountinfo(f.read())
+
+    def place(self, fd: int, entries: dict[int, mountguard.MountEntry]) -> Place:
+        path = os.readlink(str(fd), dir_fd=self.own_fds)  # as the caller's root sees it
+        return Place(path, entries.get(seccomp.mount_id(fd)))
+
+
+def _help(listener: int, notif: seccomp.Notification, container_dir: str) -> int:
+    """In a forked helper: vet and perform one call; the exit code is the caller's errno."""
+    syscall = notif.syscall
+    if syscall is None:
+        return errno.EPERM
+    proc = os.open(f"/proc/{notif.pid}", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    pidfd = os.pidfd_open(notif.pid)
+    if not seccomp.is_valid(listener, notif.id):  # opened the right process, not a reused pid
+        return errno.ESRCH
+    if not _cap_sys_admin(proc):
+        return errno.EPERM
+    mem = os.open("mem", os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc)
+    args = notif.args
+    try:
+        if syscall == "mount":
+            source, target = seccomp.read_string(mem, args[0]), seccomp.read_string(mem, args[1])
+            fstype = seccomp.read_string(mem, args[2])
+            flags = args[3] & 0xFFFFFFFF
+            data = _read_data(mem, args[4])
+        else:
+            target, flags = seccomp.read_string(mem, args[0]), args[1] & 0xFFFFFFFF
+            if syscall == "umount":
+                flags = 0
+            source = fstype = data = None
+    except OSError as exc:
+        return exc.errno or errno.EFAULT
+    finally:
+        os.close(mem)
+    if target is None:
+        return errno.EFAULT
+    record = os.open(
+        os.path.join(container_dir, "protected"), os.O_RDWR | os.O_APPEND | os.O_CLOEXEC
+    )
+    with os.fdopen(os.dup(record)) as f:
+        protected = set(f.read().splitlines())
+    host_proc = os.open("/proc", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    root = os.open("root", os.O_PATH | os.O_CLOEXEC, dir_fd=proc)
+    cwd = os.open("cwd", os.O_PATH | os.O_CLOEXEC, dir_fd=proc)
+    from eci.runtime.mounts import setns
+
+    # The user namespace first (it gives the capabilities to join the others); all of them,
+    # because a procfs, sysfs, mqueue or cgroup mount belongs to the mounter's namespaces.
+    for name, kind in NAMESPACES:
+        ns = os.open(name, os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc)
+        try:
+            setns(ns, kind)
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:  # EINVAL: it is ours already
+                return exc.errno or errno.EPERM
+        finally:
+            os.close(ns)
+    child = os.fork()  # the pid namespace is entered by a child
+    if child:
+        _, status = os.waitpid(child, 0)
+        code = os.waitstatus_to_exitcode(status)
+        return code if 0 <= code < HELPER_FAILED else HELPER_FAILED
+    code = HELPER_FAILED
+    try:
+        # "self" in the host's procfs names this process as the host sees it
+        own_fds = os.open("self/fd", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=host_proc)
+        with contextlib.suppress(OSError):
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
+        os.fchdir(root)
+        os.chroot(".")
+        os.fchdir(cwd)
+        code = _perform(
+            _Opened(proc, pidfd, cwd, own_fds),
+            syscall,
+            notif.pid,
+            protected,
+            record,
+            source,
+            target,
+            fstype,
+            flags,
+            data,
+        )
+    except BaseException as exc:
+        _log(f"helper for {syscall} of pid {notif.pid}: {exc!r}")
+    finally:
+        os._exit(code)
+
+
+def _perform(
+    opened: _Opened,
+    syscall: str,
+    pid: int,
+    protected: set[str],
+    record: int,
+    source: str | None,
+    target: str,
+    fstype: str | None,
+    flags: int,
+    data: bytes | None,
+) -> int:
+    """Inside the caller's namespaces, root and cwd: check the call, then make it."""
+    own_fds = opened.own_fds
+    try:
+        if syscall in ("umount", "umount2"):
+            return _umount(opened, target, flags, protected, pid)
+        target_fd = opened.open(target, follow=not flags & MS_NOSYMFOLLOW)
+        source_fd = None
+        if flags & (mountguard.MS_BIND | mountguard.MS_MOVE) and not flags & (
+            mountguard.MS_REMOUNT | mountguard.PROPAGATION
+        ):
+            if source is None:
+                return errno.EFAULT
+            source_fd = opened.open(source)
+        entries = opened.entries()
+        target_place = opened.place(target_fd, entries)
+        source_place = None if source_fd is None else opened.place(source_fd, entries)
+        guard = Guard(entries, protected)
+        verdict = guard.mount(flags, fstype, target_place, source_place)
+        if verdict.error:
+            _log(f"refused mount for pid {pid}: {verdict.reason}")
+            return verdict.error
+        os.fchdir(own_fds)
+        source_arg = source if source_fd is None else str(source_fd)
+        _call_mount(source_arg, str(target_fd), fstype, flags, data)
+        if verdict.fresh_proc:
+            return _virtualize_fresh_proc(opened, target, entries, record)
+        return 0
+    except OSError as exc:
+        return exc.errno or errno.EPERM
+
+
+def _umount(opened: _Opened, target: str, flags: int, protected: set[str], pid: int) -> int:
+    """umount2 by the last name in the opened parent directory, without following it: an fd on
+    the mount itself would keep it busy. The name is checked to be what the path named."""
+    target_fd = opened.open(target, follow=not flags & UMOUNT_NOFOLLOW)
+    path = os.readlink(str(target_fd), dir_fd=opened.own_fds)
+    parent, name = os.path.split(path)
+    if not name:  # the root itself
+        parent, name = "/", "."
+    parent_fd = opened.open(parent)
+    child = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent_fd)
+    try:
+        same = _same_object(child, target_fd)
+        entries = opened.entries()
+        verdict = Guard(entries, protected).umount(opened.place(child, entries))
+    finally:
+        os.close(child)
+    if not same:
+        return errno.EAGAIN  # renamed meanwhile: the caller may retry
+    if verdict.error:
+        _log(f"refused umount2 for pid {pid}: {verdict.reason}")
+        return verdict.error
+    opened.close(keep=parent_fd)
+    os.fchdir(parent_fd)
+    _call_umount(name, flags | UMOUNT_NOFOLLOW)
+    return 0
+
+
+def _same_object(a: int, b: int) -> bool:
+    sa, sb = os.fstat(a), os.fstat(b)
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino) and seccomp.mount_id(
+        a
+    ) == seccomp.mount_id(b)
+
+
+def _read_data(mem: int, address: int) -> bytes | None:
+    """mount(2)'s data: a string for the filesystems a container can mount."""
+    text = seccomp.read_string(mem, address)
+    return None if text is None else text.encode("utf-8", "surrogateescape")
+
+
+def _call_mount(
+    source: str | None, target: str, fstype: str | None, flags: int, data: bytes | None
+) -> None:
+    from eci.runtime import mounts
+
+    def enc(text: str | None) -> bytes | None:
+        return None if text is None else text.encode("utf-8", "surrogateescape")
+
+    result = mounts._libc.mount(enc(source), enc(target), enc(fstype), flags, data)
+    mounts._check(result, "mount")
+
+
+def _call_umount(target: str, flags: int) -> None:
+    from eci.runtime import mounts
+
+    mounts._check(mounts._libc.umount2(target.encode(), flags), "umount2")
+
+
+def _virtualize_fresh_proc(
+    opened: _Opened, target: str, before: dict[int, mountguard.MountEntry], record: int
+) -> int:
+    """Mask and virtualize a procfs the container just mounted at `target`, as its /proc is:
+    lxcfs files from the container's own /proc, /dev/null over the masked files, an empty
+    read-only tmpfs over the masked directories; then protect them. Undone if any step fails."""
+    own_fds = opened.own_fds
+    os.fchdir(opened.cwd)
+    fresh = opened.open(target)
+    try:
+        entry = opened.entries().get(seccomp.mount_id(fresh))
+        if entry is None or entry.fstype != "proc" or entry.mount_id in before:
+            raise OSError(errno.EPERM, f"{target} is not the procfs just mounted")
+        null = opened.open("/dev/null")
+        if os.fstat(null).st_rdev != NULL_DEVICE:
+            raise OSError(errno.EPERM, "/dev/null is not the null device")
+        steps: list[tuple[str | None, int, str | None, int]] = []
+        for name in mountguard.LXCFS_PROC_FILES:
+            source = opened.open(f"/proc/{name}")
+            entry = before.get(seccomp.mount_id(source))
+            if entry is None or entry.fstype != mountguard.LXCFS_TYPE:
+                raise OSError(errno.EPERM, f"/proc/{name} is not lxcfs's")
+            steps.append((str(source), _child(opened, fresh, name), None, mountguard.MS_BIND))
+        for name in mountguard.MASKED_PROC_FILES:
+            with contextlib.suppress(FileNotFoundError):
+                steps.append((str(null), _child(opened, fresh, name), None, mountguard.MS_BIND))
+        for name in mountguard.MASKED_PROC_DIRS:
+            with contextlib.suppress(FileNotFoundError):
+                child = _child(opened, fresh, name)
+                steps.append(("tmpfs", child, "tmpfs", mountguard.MS_RDONLY))
+        os.fchdir(own_fds)
+        targets = []
+        for source_arg, child, fstype, flags in steps:
+            _call_mount(source_arg, str(child), fstype, flags, b"size=0" if fstype else None)
+            targets.append(child)
+        after = opened.entries()
+        added = set()
+        for child in targets:
+            # the fd names the mountpoint below: open the name again to reach the mount
+            mounted = os.open(opened.names[child], os.O_PATH | os.O_CLOEXEC, dir_fd=fresh)
+            found = after.get(seccomp.mount_id(mounted))
+            os.close(mounted)
+            if found is not None:
+                added.add(mountguard.identity(found, after))
+        os.write(record, "".join(f"{i}\n" for i in sorted(added)).encode())
+        return 0
+    except OSError as exc:
+        _log(f"could not virtualize a fresh procfs at {target}: {exc}; unmounting it")
+        os.fchdir(own_fds)
+        with contextlib.suppress(OSError):
+            _call_umount(str(fresh), MNT_DETACH)
+        return errno.EPERM
+
+
+def _child(opened: _Opened, directory: int, name: str) -> int:
+    fd = os.open(name, os.O_PATH | os.O_CLOEXEC | os.O_NOFOLLOW, dir_fd=directory)
+    opened.fds.append(fd)
+    opened.names[fd] = name
+    return fd
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
+def serve(state_dir: str) -> int:
+    """Supervise until SIGTERM: `<supervisorDir>/pid` appears once the socket listens."""
+    from eci.runtime.main import RuntimeConfig
+
+    directory = RuntimeConfig.load(state_dir).supervisor_dir
+    supervisor = Supervisor(directory)
+    server = supervisor.start()
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    pid_file = os.path.join(directory, "pid")
+    with open(f"{pid_file}.tmp", "w") as f:
+        f.write(f"{os.getpid()}\n")
+    os.replace(f"{pid_file}.tmp", pid_file)
+    _log(f"supervising mounts on {os.path.join(directory, LISTENER)}")
+    try:
+        supervisor.run(server)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(pid_file)
+    return 0
