@@ -80,6 +80,14 @@ def host_namespaces_message(kinds: list[str]) -> str:
     )
 
 
+def proc_workdir_message(path: str) -> str:
+    """A working directory under /proc (CVE-2024-21626 reached the host through one)."""
+    return (
+        f"working directory {path} is under /proc: not allowed in enhanced container "
+        "isolation (it can reach the runtime's own file descriptors)"
+    )
+
+
 ECI_PREFIX = "enhanced container isolation: "
 
 

@@ -65,7 +65,7 @@ def test_without_the_server_containers_start_fully_checked_and_eci_up_brings_it_
         assert f"prepare {fallback}" not in server_log(engine)
     finally:
         result = engine.eci("up", "--admin-settings", str(engine.admin_settings))
-    assert "runtime server restarted" in result.stdout + result.stderr
+    assert "restarted runtime-server" in result.stdout + result.stderr
     # the running container was not touched, and new ones use the server again
     assert engine.docker("inspect", "-f", "{{.State.StartedAt}}", running).stdout == started
     assert engine.docker("inspect", "-f", "{{.State.Running}}", running).stdout.strip() == "true"

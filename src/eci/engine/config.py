@@ -92,6 +92,9 @@ def runtime_config(layout: EngineLayout) -> str:
         "grantsDir": str(layout.grants_dir),
         # where the dispatcher finds the runtime server (create's and delete's eci halves)
         "serverDir": str(layout.runtime_server_dir),
+        # the mount supervisor (seccomp listener) and lxcfs: a create fails without either
+        "supervisorDir": str(layout.supervisor_dir),
+        "lxcfsDir": str(layout.lxcfs_dir),
     }
     return "".join(f"{key}={value}\n" for key, value in values.items())
 

@@ -41,7 +41,9 @@ from eci.runtime.ranges import RANGE_SIZE, Pool, RangeStore
 from eci.settings import EffectiveSettings
 
 USER_SOCKET_GROUP = "docker"
-REQUIRED_COMMANDS = ("dockerd", "containerd", "docker-registry", "runc", "ip")
+REQUIRED_COMMANDS = ("dockerd", "containerd", "docker-registry", "runc", "ip", "lxcfs")
+#: parts whose loss must not cost running containers a restart: `eci up` restarts them alone
+RESTARTABLE = ("runtime-server", "mount-supervisor", "lxcfs")
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,34 @@ COMPONENTS: tuple[Component, ...] = (
             str(lay.state_dir),
         ],
         lambda lay, st: (lay.runtime_server_dir / "pid").exists(),
+        30.0,
+    ),
+    # Before containerd: no container starts without its mount rules and virtualized /proc.
+    Component(
+        "mount-supervisor",
+        lambda lay, st: [
+            runtime.PYTHON,
+            "-I",
+            "-S",
+            runtime.SHIM,
+            "--eci-supervise",
+            str(lay.state_dir),
+        ],
+        lambda lay, st: (lay.supervisor_dir / "pid").exists(),
+        30.0,
+    ),
+    Component(
+        "lxcfs",
+        lambda lay, st: [
+            "lxcfs",
+            "--foreground",
+            "--enable-loadavg",
+            "--enable-pidfd",
+            "--pidfile",
+            str(lay.private_dir / "lxcfs.pid"),
+            str(lay.lxcfs_dir),
+        ],
+        lambda lay, st: (lay.lxcfs_dir / "proc" / "uptime").exists(),
         30.0,
     ),
     Component(
@@ -156,12 +186,12 @@ def up(layout: EngineLayout, settings: EffectiveSettings) -> tuple[EngineState, 
     """Bring the engine up (or confirm it is up). Returns the state and what was done."""
     check_prerequisites()
     current = running_state(layout)
-    restarted = current is None and _restart_runtime_server(layout)
+    restarted = _restart_lost_parts(layout) if current is None else []
     if restarted:
         current = running_state(layout)
     if current is not None:
         if restarted and current.settings == settings.to_json():
-            return current, "already running; runtime server restarted"
+            return current, f"already running; restarted {', '.join(restarted)}"
         if current.settings == settings.to_json():
             return current, "already running"
         return _apply_settings(layout, current, settings), "already running; settings reloaded"
@@ -194,23 +224,29 @@ def up(layout: EngineLayout, settings: EffectiveSettings) -> tuple[EngineState, 
     return state, "started"
 
 
-def _restart_runtime_server(layout: EngineLayout) -> bool:
-    """Start the runtime server again if it is the only part gone: its loss slows container
-    starts (the dispatcher falls back to a fresh interpreter), it must not cost the running
-    containers a restart of the engine."""
+def _restart_lost_parts(layout: EngineLayout) -> list[str]:
+    """Start the runtime server, the mount supervisor or lxcfs again if only they are gone.
+    Their loss must not cost the running containers a restart of the engine: without the
+    server starts are slower; without the supervisor containers' mount calls wait for it
+    (it takes their listeners back from the keepers); without lxcfs new containers do not
+    start (and running ones read errors, never the host's numbers, from their old binds)."""
     state = load_state(layout.state_file)
     if state is None:
-        return False
-    server = next(c for c in COMPONENTS if c.name == "runtime-server")
-    others = [c.name for c in COMPONENTS if c is not server]
-    if not all(n in state.processes and is_alive(state.processes[n]) for n in others):
-        return False
-    recorded = state.processes.get(server.name)
-    if recorded is not None and is_alive(recorded):
-        return False
-    state.processes[server.name] = _start(layout, state, server)
-    save_state(layout.state_file, state)
-    return True
+        return []
+    core = [c.name for c in COMPONENTS if c.name not in RESTARTABLE]
+    if not all(n in state.processes and is_alive(state.processes[n]) for n in core):
+        return []
+    restarted = []
+    for component in COMPONENTS:
+        recorded = state.processes.get(component.name)
+        if component.name not in RESTARTABLE or (recorded is not None and is_alive(recorded)):
+            continue
+        if component.name == "lxcfs":
+            mounts.detach_all_under(layout.lxcfs_dir)  # its dead FUSE mount
+        state.processes[component.name] = _start(layout, state, component)
+        save_state(layout.state_file, state)
+        restarted.append(component.name)
+    return restarted
 
 
 def _make_dirs(layout: EngineLayout) -> None:
@@ -222,6 +258,7 @@ def _make_dirs(layout: EngineLayout) -> None:
         (layout.private_dir, 0o700),
         (layout.rootfs_dir, 0o711),
         (layout.runtime_dir, 0o700),
+        (layout.lxcfs_dir, 0o755),
     ):
         path.mkdir(parents=True, exist_ok=True)
         path.chmod(mode)
@@ -312,6 +349,8 @@ def down(layout: EngineLayout) -> DownReport:
         proc = recorded.get(component.name)
         if proc is not None and stop(proc, timeout=40.0 if component.name == "dockerd" else 15.0):
             stopped.append(component.name)
+        if component.name == "mount-supervisor":
+            _stop_keepers(layout)
     detached = mounts.detach_all_under(layout.run_dir) + mounts.detach_all_under(layout.state_dir)
     cgroups.remove_subtree(layout.cgroup_parent)
     released = _release_ranges(layout)
@@ -336,6 +375,19 @@ def _release_ranges(layout: EngineLayout) -> int:
     for owner in ours:
         store.release(owner)
     return len(ours)
+
+
+def _stop_keepers(layout: EngineLayout) -> None:
+    """The supervisor's keepers (each holds a container's seccomp listener) outlive it on
+    purpose; with the engine down they have nothing left to keep."""
+    keepers = layout.supervisor_dir / "keepers"
+    for path in keepers.glob("[0-9]*") if keepers.is_dir() else []:
+        try:
+            _, _, started = path.read_text().split()
+            stop(ProcessId("keeper", int(path.name), int(started)), timeout=5.0)
+        except (OSError, ValueError):
+            pass
+        path.unlink(missing_ok=True)
 
 
 def _stop_stray_shims(layout: EngineLayout) -> int:

@@ -146,6 +146,16 @@ class EngineLayout:
         return self.private_dir / "runtime-server"
 
     @property
+    def supervisor_dir(self) -> Path:
+        """The mount supervisor's socket (runc's seccomp listenerPath), keepers and rules."""
+        return self.private_dir / "supervisor"
+
+    @property
+    def lxcfs_dir(self) -> Path:
+        """lxcfs's mount: container root binds its proc/… files, so it is outside private."""
+        return self.run_dir / "lxcfs"
+
+    @property
     def rootfs_dir(self) -> Path:
         """Containers' root filesystems as runc reaches them: traversable by container root."""
         return self.run_dir / "rootfs"

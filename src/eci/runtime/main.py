@@ -44,11 +44,13 @@ class RuntimeConfig:
         "backend",
         "docker_data_root",
         "grants_dir",
+        "lxcfs_dir",
         "ranges_dir",
         "restricted_paths",
         "rootfs_dir",
         "runtime_dir",
         "server_dir",
+        "supervisor_dir",
     )
 
     def __init__(self, values: dict[str, str]) -> None:
@@ -61,6 +63,9 @@ class RuntimeConfig:
         self.ranges_dir = values["rangesDir"]
         self.backend = values.get("backend", "runc")
         self.server_dir = values.get("serverDir", "")
+        # required by create (checked there: a container would start unconfined without them)
+        self.supervisor_dir = values.get("supervisorDir", "")
+        self.lxcfs_dir = values.get("lxcfsDir", "")
 
     @classmethod
     def load(cls, state_dir: str | None) -> RuntimeConfig:
@@ -142,6 +147,34 @@ def _requester(data_root: str, container_id: str, pool: Pool) -> tuple[int, int]
     if ids is None or any(pool.start <= i < pool.start + pool.count for i in ids):
         return None
     return ids
+
+
+def _listener(directory: str) -> str:
+    """The mount supervisor's socket; runc fails the start if nobody listens there."""
+    if not directory:
+        raise RuntimeShimError("eci runtime: runtime.conf names no supervisorDir; run `eci up`")
+    return os.path.join(directory, "listener.sock")
+
+
+#: the architectures a seccomp filter must name on a host (a 32-bit call must not slip by)
+SECCOMP_ARCHES = {
+    "x86_64": ("SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"),
+    "aarch64": ("SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"),
+}
+
+
+def _lxcfs(directory: str) -> str:
+    """lxcfs's mount, checked to answer: without it /proc would show the host's numbers."""
+    if not directory:
+        raise RuntimeShimError("eci runtime: runtime.conf names no lxcfsDir; run `eci up`")
+    try:
+        os.stat(os.path.join(directory, "proc", "uptime"))
+    except OSError as exc:
+        raise RuntimeShimError(
+            f"eci runtime: lxcfs does not answer at {directory} ({exc.strerror}); "
+            "`eci up` restarts it"
+        ) from exc
+    return directory
 
 
 def _is_hex(text: str) -> bool:
@@ -244,7 +277,17 @@ def prepare(inv: invocation.Invocation) -> RuntimeConfig:
             if requester_userns is not None:
                 os.close(requester_userns)
         caps = bounding_set(_read("/proc/self/status"))
-        new_spec = transform(spec, SpecContext(base, caps, host_paths, staged, rootfs))
+        context = SpecContext(
+            base,
+            caps,
+            host_paths,
+            staged,
+            rootfs,
+            listener_path=_listener(config.supervisor_dir),
+            seccomp_arches=SECCOMP_ARCHES.get(os.uname().machine, ()),
+            lxcfs_dir=_lxcfs(config.lxcfs_dir),
+        )
+        new_spec = transform(spec, context)
         tmp = f"{spec_path}.eci-{os.getpid()}"
         with open(tmp, "w") as f:
             json.dump(new_spec, f)

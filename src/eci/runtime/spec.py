@@ -10,9 +10,11 @@ ended up) arrive in `SpecContext`, so this module does no IO and is unit-tested 
 from __future__ import annotations
 
 import copy
+import posixpath
 import re
 
-from eci.errors import SpecRefused, host_namespaces_message
+from eci.errors import SpecRefused, host_namespaces_message, proc_workdir_message
+from eci.runtime.mountguard import LXCFS_PROC_FILES, MASKED_PROC_DIRS, MASKED_PROC_FILES
 from eci.runtime.mountinfo import is_under
 
 # The shim imports this on every container start: no typing/dataclasses at run time (they cost
@@ -38,13 +40,19 @@ class SpecContext:
     bounding_caps: capability names (CAP_…) the host's bounding set holds;
     host_namespace_paths: namespace types whose spec `path` is a host namespace;
     staged_sources: spec mount index -> source staged by the caller (ro-locked or idmapped);
-    staged_rootfs: the root filesystem the caller staged (reachable by container root).
+    staged_rootfs: the root filesystem the caller staged (reachable by container root);
+    listener_path: the mount supervisor's socket (runc's seccomp `listenerPath`);
+    seccomp_arches: the SCMP_ARCH_… names of this host (a filter must cover every one);
+    lxcfs_dir: where lxcfs is mounted (its proc/… files virtualize the container's /proc).
     """
 
     __slots__ = (
         "bounding_caps",
         "host_namespace_paths",
+        "listener_path",
+        "lxcfs_dir",
         "range_base",
+        "seccomp_arches",
         "staged_rootfs",
         "staged_sources",
     )
@@ -56,12 +64,18 @@ class SpecContext:
         host_namespace_paths: frozenset[str] = frozenset(),
         staged_sources: Mapping[int, str] | None = None,
         staged_rootfs: str | None = None,
+        listener_path: str | None = None,
+        seccomp_arches: tuple[str, ...] = (),
+        lxcfs_dir: str | None = None,
     ) -> None:
         self.range_base = range_base
         self.bounding_caps = bounding_caps
         self.host_namespace_paths = host_namespace_paths
         self.staged_sources: Mapping[int, str] = staged_sources or {}
         self.staged_rootfs = staged_rootfs
+        self.listener_path = listener_path
+        self.seccomp_arches = seccomp_arches
+        self.lxcfs_dir = lxcfs_dir
 
 
 def _namespaces(spec: Spec) -> list[dict[str, Any]]:
@@ -140,14 +154,183 @@ def use_staged_rootfs(spec: Spec, ctx: SpecContext) -> None:
         spec.setdefault("root", {})["path"] = ctx.staged_rootfs
 
 
+PROC = "/proc"
+
+
+def refuse_proc_workdir(spec: Spec, ctx: SpecContext) -> None:
+    """A working directory under /proc reaches the runtime's own fds (CVE-2024-21626:
+    `-w /proc/self/fd/N` was a host directory runc leaked). Nothing needs one."""
+    del ctx
+    cwd = posixpath.normpath("/" + str(spec.get("process", {}).get("cwd") or "/"))
+    if is_under(cwd, PROC):
+        raise SpecRefused(proc_workdir_message(cwd))
+
+
+#: Docker's masked and read-only paths, and more; set for every container, --privileged and
+#: `--security-opt systempaths=unconfined` included. /proc/sys stays as Docker asked: the
+#: user namespace already makes the host's sysctls unwritable, and DinD writes its own net.*.
+MASKED_PATHS = (
+    *tuple(f"/proc/{n}" for n in sorted(MASKED_PROC_FILES + MASKED_PROC_DIRS)),
+    "/sys/devices/virtual/powercap",
+    "/sys/firmware",
+)
+READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sysrq-trigger")
+
+
+def mask_system_paths(spec: Spec, ctx: SpecContext) -> None:
+    del ctx
+    linux = spec.setdefault("linux", {})
+    for key, paths in (("maskedPaths", MASKED_PATHS), ("readonlyPaths", READONLY_PATHS)):
+        current = list(linux.get(key) or [])
+        linux[key] = current + [p for p in paths if p not in current]
+
+
+#: The devices a container may have (type, major, minor; None: any minor): the pseudo-devices
+#: every container gets, pty slaves, FUSE and TUN (both work inside a user namespace).
+ALLOWED_DEVICES = frozenset(
+    {
+        ("c", 1, 3),  # null
+        ("c", 1, 5),  # zero
+        ("c", 1, 7),  # full
+        ("c", 1, 8),  # random
+        ("c", 1, 9),  # urandom
+        ("c", 5, 0),  # tty
+        ("c", 5, 1),  # console
+        ("c", 5, 2),  # ptmx
+        ("c", 136, None),  # pts
+        ("c", 10, 229),  # fuse
+        ("c", 10, 200),  # net/tun
+    }
+)
+
+
+def _allowed_device(kind: object, major: object, minor: object) -> bool:
+    return (kind, major, minor) in ALLOWED_DEVICES or (kind, major, None) in ALLOWED_DEVICES
+
+
+def confine_devices(spec: Spec, ctx: SpecContext) -> None:
+    """No host devices: --privileged hands over every node of the host's /dev (disks, kmsg,
+    mem…). Keep the allowed ones (by number, not by path: `--device /dev/vda:/dev/null`), and
+    let the device cgroup allow no more: mknod anywhere, read/write only those."""
+    del ctx
+    linux = spec.setdefault("linux", {})
+    linux["devices"] = [
+        d
+        for d in linux.get("devices") or []
+        if _allowed_device(d.get("type"), d.get("major"), d.get("minor"))
+    ]
+    rules: list[dict[str, Any]] = [{"allow": False, "access": "rwm"}]
+    rules += [{"allow": True, "type": t, "major": -1, "minor": -1, "access": "m"} for t in "cb"]
+    rules += [
+        {
+            "allow": True,
+            "type": t,
+            "major": major,
+            "minor": -1 if minor is None else minor,
+            "access": "rwm",
+        }
+        for t, major, minor in sorted(ALLOWED_DEVICES, key=repr)
+    ]
+    linux.setdefault("resources", {})["devices"] = rules
+
+
+#: procfs files lxcfs virtualizes, and the one sysfs file
+LXCFS_FILES = (
+    *tuple(f"/proc/{name}" for name in LXCFS_PROC_FILES),
+    "/sys/devices/system/cpu/online",
+)
+
+
+def virtualize_proc(spec: Spec, ctx: SpecContext) -> None:
+    """The container's /proc/{meminfo,cpuinfo,stat,uptime,…} show its own limits and uptime:
+    lxcfs answers for the reading process's cgroup (bound after /proc and /sys are mounted)."""
+    if ctx.lxcfs_dir is None:
+        return
+    mounts = spec.setdefault("mounts", [])
+    mounts += [
+        {
+            "destination": path,
+            "type": "bind",
+            "source": ctx.lxcfs_dir.rstrip("/") + path,
+            "options": ["bind", "rprivate"],
+        }
+        for path in LXCFS_FILES
+    ]
+
+
+#: mount(2) and umount2(2) go to the supervisor, and sysinfo(2) (answered with the container's
+#: memory and uptime); the new mount API (fd-based, so beyond its path checks) fails as on an
+#: old kernel, and callers fall back to mount(2).
+SUPERVISED_SYSCALLS = ("mount", "umount", "umount2", "sysinfo")
+UNSUPPORTED_SYSCALLS = (
+    "fsconfig",
+    "fsmount",
+    "fsopen",
+    "fspick",
+    "mount_setattr",
+    "move_mount",
+    "open_tree",
+)
+ENOSYS = 38
+ALLOWING = ("SCMP_ACT_ALLOW", "SCMP_ACT_LOG")
+
+
+def _allowed_syscalls(seccomp: dict[str, Any], names: Iterable[str]) -> list[str]:
+    """Which of `names` the filter lets through unconditionally (they may then be changed)."""
+    rules = seccomp.get("syscalls") or []
+    allowed = []
+    for name in names:
+        named = [r for r in rules if name in (r.get("names") or [])]
+        if named:
+            if any(r.get("action") in ALLOWING and not r.get("args") for r in named):
+                allowed.append(name)
+        elif seccomp.get("defaultAction") in ALLOWING:
+            allowed.append(name)
+    return allowed
+
+
+def supervise_syscalls(spec: Spec, ctx: SpecContext) -> None:
+    """Send mount, umount2 and sysinfo to the supervisor (seccomp notify) where the profile
+    allows them at all: without CAP_SYS_ADMIN Docker's profile refuses mount, and still does."""
+    if ctx.listener_path is None:
+        return
+    linux = spec.setdefault("linux", {})
+    seccomp = linux.get("seccomp") or {
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": list(ctx.seccomp_arches),
+        "syscalls": [],
+    }
+    supervised = _allowed_syscalls(seccomp, SUPERVISED_SYSCALLS)
+    if not supervised:
+        return
+    unsupported = _allowed_syscalls(seccomp, UNSUPPORTED_SYSCALLS)
+    changed = set(supervised) | set(unsupported)
+    rules = []
+    for rule in seccomp.get("syscalls") or []:
+        names = [n for n in rule.get("names") or [] if n not in changed]
+        if names:
+            rules.append({**rule, "names": names})
+    rules.append({"names": supervised, "action": "SCMP_ACT_NOTIFY"})
+    if unsupported:
+        rules.append({"names": unsupported, "action": "SCMP_ACT_ERRNO", "errnoRet": ENOSYS})
+    seccomp["syscalls"] = rules
+    seccomp["listenerPath"] = ctx.listener_path
+    linux["seccomp"] = seccomp
+
+
 STEPS: tuple[Callable[[Spec, SpecContext], None], ...] = (
     refuse_host_namespaces,
+    refuse_proc_workdir,
     own_user_namespace,
     own_cgroup_namespace,
     clamp_ping_group_range,
     trim_capabilities,
     use_staged_mounts,
     use_staged_rootfs,
+    mask_system_paths,
+    confine_devices,
+    virtualize_proc,
+    supervise_syscalls,
 )
 
 

@@ -172,14 +172,28 @@ def docker_run_busybox(caps: list[str] | None = None) -> dict[str, Any]:
     }
 
 
+LISTENER = "/run/eci/private/supervisor/listener.sock"
+LXCFS = "/run/eci/lxcfs"
+
+
 def make_ctx(
     bounding: frozenset[str] = HOST_BOUNDING,
     host: frozenset[str] = frozenset(),
     staged: dict[int, str] | None = None,
     rootfs: str | None = None,
     base: int = BASE,
+    lxcfs: str | None = LXCFS,
 ) -> SpecContext:
-    return SpecContext(base, bounding, host, staged, rootfs)
+    return SpecContext(
+        base,
+        bounding,
+        host,
+        staged,
+        rootfs,
+        listener_path=LISTENER,
+        seccomp_arches=("SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"),
+        lxcfs_dir=lxcfs,
+    )
 
 
 def namespaces_of(spec: dict[str, Any], kind: str) -> list[dict[str, Any]]:
@@ -558,7 +572,7 @@ def test_missing_capabilities_are_left_missing(process: dict[str, Any] | None) -
 )
 def test_staged_sources_replace_only_the_source(staged: dict[int, str]) -> None:
     spec = docker_run_busybox()
-    result = transform(spec, make_ctx(staged=staged))
+    result = transform(spec, make_ctx(staged=staged, lxcfs=None))  # lxcfs binds: their own test
     assert len(result["mounts"]) == len(spec["mounts"])
     for index, (before, after) in enumerate(zip(spec["mounts"], result["mounts"], strict=True)):
         expected = dict(before, source=staged[index]) if index in staged else before
@@ -601,8 +615,19 @@ def test_only_isolation_fields_change() -> None:
 
     def rest(s: dict[str, Any]) -> dict[str, Any]:
         s = copy.deepcopy(s)
-        for key in ("namespaces", "uidMappings", "gidMappings", "sysctl"):
+        for key in (
+            "namespaces",
+            "uidMappings",
+            "gidMappings",
+            "sysctl",
+            "maskedPaths",
+            "readonlyPaths",
+            "devices",
+            "seccomp",
+        ):
             s["linux"].pop(key, None)
+        s["linux"].get("resources", {}).pop("devices", None)
+        s["mounts"] = [m for m in s["mounts"] if not m["source"].startswith(LXCFS)]
         s["process"].pop("capabilities")
         s["mounts"][HOSTS].pop("source")
         s.pop("root")
