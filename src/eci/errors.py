@@ -6,6 +6,8 @@ The CLI prints ``str(error)`` and exits non-zero; nothing else is needed to expl
 
 from __future__ import annotations
 
+import posixpath
+
 
 class EciError(Exception):
     """Base of every error eci raises on purpose; anything else is a bug."""
@@ -80,11 +82,41 @@ def host_namespaces_message(kinds: list[str]) -> str:
     )
 
 
-def proc_workdir_message(path: str) -> str:
-    """A working directory under /proc (CVE-2024-21626 reached the host through one)."""
+def proc_workdir_refusal(cwd: str) -> str | None:
+    """Why a working directory is refused, or None: one under /proc reaches the runtime's own
+    fds (CVE-2024-21626: `-w /proc/self/fd/N` was a host directory runc leaked). Checked by
+    the proxy (create, exec) and again by the runtime shim (the image's WorkingDir too)."""
+    path = "/" + posixpath.normpath("/" + cwd).lstrip("/")  # normpath keeps a leading "//"
+    if path == "/proc" or path.startswith("/proc/"):
+        return (
+            f"working directory {cwd} is under /proc: not allowed in enhanced container "
+            "isolation (it can reach the runtime's own file descriptors)"
+        )
+    return None
+
+
+#: host devices a container may be given (`--device`): pseudo-devices, FUSE and TUN, all of
+#: which work inside a user namespace; the runtime shim enforces the same list by number
+ALLOWED_DEVICE_PATHS = frozenset(
+    {
+        "/dev/null",
+        "/dev/zero",
+        "/dev/full",
+        "/dev/random",
+        "/dev/urandom",
+        "/dev/tty",
+        "/dev/console",
+        "/dev/ptmx",
+        "/dev/fuse",
+        "/dev/net/tun",
+    }
+)
+
+
+def device_message(device: str) -> str:
     return (
-        f"working directory {path} is under /proc: not allowed in enhanced container "
-        "isolation (it can reach the runtime's own file descriptors)"
+        f"{ECI_PREFIX}host device {device} is not allowed: containers get no host devices "
+        f"(allowed: {', '.join(sorted(ALLOWED_DEVICE_PATHS))})"
     )
 
 

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import copy
+import posixpath
 from typing import Any
 
 from eci.dockerapi import gojson
 from eci.dockerapi.gojson import GoObject, InvalidBody
 from eci.dockerapi.imageref import InvalidReference, is_image_id, parse_reference
 from eci.dockerapi.request import ApiRequest
-from eci.errors import ECI_PREFIX, PolicyDenied, host_namespaces_message, socket_mount_message
+from eci.errors import (
+    ALLOWED_DEVICE_PATHS,
+    ECI_PREFIX,
+    PolicyDenied,
+    device_message,
+    host_namespaces_message,
+    proc_workdir_refusal,
+    socket_mount_message,
+)
 from eci.policy.context import PolicyContext
 from eci.policy.decision import Allow, Decision, ExtractInContainer, Rewrite
 from eci.policy.facts import ContainerFacts, Facts, FactsQuery
@@ -185,6 +194,28 @@ def force_runtime(body: GoObject, ctx: PolicyContext, grant: Grant | None = None
     return Rewrite(gojson.encode(body), f"runtime forced to {ctx.runtime}", grant)
 
 
+def check_workdir(body: GoObject) -> None:
+    refusal = proc_workdir_refusal(body.string("WorkingDir") or "/")
+    if refusal:
+        raise PolicyDenied("proc-workdir", ECI_PREFIX + refusal)
+
+
+def check_devices(hcs: list[GoObject]) -> None:
+    """No host devices but the allowed pseudo-devices (`--device`); device cgroup rules and
+    device requests (GPUs) would hand the host's hardware over."""
+    for hc in hcs:
+        for device in hc.array("Devices"):
+            path = device.string("PathOnHost") if isinstance(device, GoObject) else str(device)
+            if posixpath.normpath(path or "/") not in ALLOWED_DEVICE_PATHS:
+                raise PolicyDenied("host-device", device_message(path))
+        for field in ("DeviceCgroupRules", "DeviceRequests"):
+            if hc.array(field):
+                raise PolicyDenied(
+                    "host-device",
+                    f"{ECI_PREFIX}containers may not set {field}: containers get no host devices",
+                )
+
+
 def create(request: ApiRequest, ctx: PolicyContext, facts: Facts) -> Decision:
     body = body_object(request)
     hcs = host_configs(body)
@@ -198,6 +229,8 @@ def create(request: ApiRequest, ctx: PolicyContext, facts: Facts) -> Decision:
                     f"{ECI_PREFIX}containers may not set {field}: it would move them out of "
                     "the engine's cgroup",
                 )
+    check_workdir(body)
+    check_devices(hcs)
     mounts = list(host_mounts(body, hcs))
     grant = None
     if ctx.host_paths.binds_socket((m.path for m in mounts if m.path), facts.real_paths):
@@ -260,6 +293,7 @@ def target_container_facts(request: ApiRequest) -> FactsQuery:
 def exec_create(request: ApiRequest, ctx: PolicyContext, facts: Facts) -> Decision:
     body = body_object(request)
     target = request.param("id")
+    check_workdir(body)
     if body.flag("Privileged") and (runtime := _not_eci(target, facts, ctx)):
         raise PolicyDenied(
             "privileged-exec",

@@ -10,10 +10,9 @@ ended up) arrive in `SpecContext`, so this module does no IO and is unit-tested 
 from __future__ import annotations
 
 import copy
-import posixpath
 import re
 
-from eci.errors import SpecRefused, host_namespaces_message, proc_workdir_message
+from eci.errors import SpecRefused, host_namespaces_message, proc_workdir_refusal
 from eci.runtime.mountguard import LXCFS_PROC_FILES, MASKED_PROC_DIRS, MASKED_PROC_FILES
 from eci.runtime.mountinfo import is_under
 
@@ -154,16 +153,12 @@ def use_staged_rootfs(spec: Spec, ctx: SpecContext) -> None:
         spec.setdefault("root", {})["path"] = ctx.staged_rootfs
 
 
-PROC = "/proc"
-
-
 def refuse_proc_workdir(spec: Spec, ctx: SpecContext) -> None:
-    """A working directory under /proc reaches the runtime's own fds (CVE-2024-21626:
-    `-w /proc/self/fd/N` was a host directory runc leaked). Nothing needs one."""
+    """No working directory under /proc (see `proc_workdir_refusal`), the image's included."""
     del ctx
-    cwd = posixpath.normpath("/" + str(spec.get("process", {}).get("cwd") or "/"))
-    if is_under(cwd, PROC):
-        raise SpecRefused(proc_workdir_message(cwd))
+    refusal = proc_workdir_refusal(str(spec.get("process", {}).get("cwd") or "/"))
+    if refusal:
+        raise SpecRefused(refusal)
 
 
 #: Docker's masked and read-only paths, and more; set for every container, --privileged and

@@ -16,8 +16,11 @@ from tests.unit.policy.cases import BUSYBOX, FACTS, OFF, ON, create, forwarded, 
 
 from eci.dockerapi.gojson import GoObject
 from eci.errors import (
+    ALLOWED_DEVICE_PATHS,
     ECI_PREFIX,
+    device_message,
     host_namespaces_message,
+    proc_workdir_refusal,
     restricted_mount_message,
     socket_mount_message,
 )
@@ -1084,3 +1087,55 @@ def test_swarm_init_is_refused_like_join() -> None:
     manager and schedules a task with a host bind or the host network onto this node."""
     decision = decide(request("POST", "/swarm/init", {"ListenAddr": "0.0.0.0:2377"}), ON, FACTS)
     assert isinstance(decision, Deny)
+
+
+# --- working directory under /proc (CVE-2024-21626), host devices --------------------------
+
+
+@pytest.mark.parametrize(
+    "workdir", ["/proc/self/fd/7", "/proc", "/proc/1/cwd", "//proc/./self/fd/8", "/x/../proc/1"]
+)
+def test_a_working_directory_under_proc_is_refused(workdir: str) -> None:
+    message = proc_workdir_refusal(workdir)
+    assert message is not None
+    assert workdir in message
+    body = {"Image": BUSYBOX, "WorkingDir": workdir}
+    _denied(decide(create(body), ON, FACTS), "proc-workdir", ECI_PREFIX + message)
+    exec_body = {"Cmd": ["sh"], "WorkingDir": workdir}
+    decision = decide(request("POST", "/v1.41/containers/eci-c/exec", exec_body), ON, FACTS)
+    _denied(decision, "proc-workdir", ECI_PREFIX + message)
+
+
+@pytest.mark.parametrize("workdir", ["/procfoo", "/work/proc", "", "/"])
+def test_other_working_directories_pass(workdir: str) -> None:
+    assert proc_workdir_refusal(workdir) is None
+    body = {"Image": BUSYBOX, "WorkingDir": workdir}
+    assert forwarded(create(body), decide(create(body), ON, FACTS))["WorkingDir"] == workdir
+
+
+@pytest.mark.parametrize("path", ["/dev/vda", "/dev/kmsg", "/dev/mem", "/dev/../dev/sda", ""])
+def test_host_devices_are_refused(path: str) -> None:
+    device = {"PathOnHost": path, "PathInContainer": "/dev/null", "CgroupPermissions": "rwm"}
+    body = {"Image": BUSYBOX, "HostConfig": {"Devices": [device]}}
+    _denied(decide(create(body), ON, FACTS), "host-device", device_message(path))
+
+
+@pytest.mark.parametrize("path", sorted(ALLOWED_DEVICE_PATHS))
+def test_allowed_pseudo_devices_pass(path: str) -> None:
+    device = {"PathOnHost": path, "PathInContainer": path, "CgroupPermissions": "rwm"}
+    body = {"Image": BUSYBOX, "HostConfig": {"Devices": [device]}}
+    assert not isinstance(decide(create(body), ON, FACTS), Deny)
+
+
+@pytest.mark.parametrize(
+    "host_config",
+    [
+        {"DeviceCgroupRules": ["b *:* rwm"]},
+        {"DeviceRequests": [{"Driver": "nvidia", "Count": -1, "Capabilities": [["gpu"]]}]},
+    ],
+    ids=["cgroup-rules", "gpus"],
+)
+def test_device_rules_and_requests_are_refused(host_config: dict[str, Any]) -> None:
+    decision = decide(create({"Image": BUSYBOX, "HostConfig": host_config}), ON, FACTS)
+    assert isinstance(decision, Deny)
+    assert decision.rule == "host-device"
