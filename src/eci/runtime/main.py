@@ -167,8 +167,12 @@ def _lxcfs(directory: str) -> str:
     """lxcfs's mount, checked to answer: without it /proc would show the host's numbers."""
     if not directory:
         raise RuntimeShimError("eci runtime: runtime.conf names no lxcfsDir; run `eci up`")
-    try:
-        os.stat(os.path.join(directory, "proc", "uptime"))
+    try:  # a read, not a stat: the kernel answers a stat from its cache of a dead daemon
+        fd = os.open(os.path.join(directory, "proc", "uptime"), os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            os.read(fd, 64)
+        finally:
+            os.close(fd)
     except OSError as exc:
         raise RuntimeShimError(
             f"eci runtime: lxcfs does not answer at {directory} ({exc.strerror}); "

@@ -25,6 +25,7 @@ Rules (what "immutable" means to a container):
 from __future__ import annotations
 
 import errno as errnos
+import posixpath
 
 from eci.runtime.mountinfo import is_under, unescape
 
@@ -225,3 +226,22 @@ class Guard:
         ):
             return PERFORM
         return _refuse(f"mount over {target.path}, mounted by the runtime")
+
+
+#: overlayfs options naming directories (a list, ':'-separated, for lowerdir)
+OVERLAY_DIRS = ("lowerdir", "upperdir", "workdir", "datadir", "lowerdir+", "datadir+")
+
+
+def absolute_overlay_options(data: str, cwd: str) -> str:
+    """Relative directories in overlayfs options made absolute from the caller's cwd: the
+    supervisor mounts from elsewhere, and the kernel would resolve them from there."""
+    options = []
+    for option in data.split(","):
+        key, sep, value = option.partition("=")
+        if sep and key in OVERLAY_DIRS and value:
+            value = ":".join(
+                part if part.startswith("/") or not part else posixpath.join(cwd, part)
+                for part in value.split(":")
+            )
+        options.append(f"{key}{sep}{value}")
+    return ",".join(options)

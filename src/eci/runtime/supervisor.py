@@ -26,6 +26,7 @@ import contextlib
 import errno
 import json
 import os
+import select
 import selectors
 import signal
 import socket
@@ -79,7 +80,7 @@ def _keep(fd: int) -> None:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         os.closerange(0, fd)
         os.closerange(fd + 1, 65536)
-        poller = __import__("select").poll()
+        poller = select.poll()
         poller.register(fd, 0)  # POLLHUP/POLLERR only: notifications are not ours to take
         while not poller.poll():
             pass
@@ -212,9 +213,11 @@ class Supervisor:
         try:
             notif = seccomp.receive(fd)
         except OSError as exc:
-            if exc.errno not in (errno.ENOENT, errno.EINTR, errno.EAGAIN):
+            if _hung_up(fd):  # the container's last task is gone (selectors hides EPOLLHUP)
+                self._forget(fd)
+            elif exc.errno not in (errno.ENOENT, errno.EINTR, errno.EAGAIN):
                 _log(f"listener of {self.listeners[fd][0]}: {exc}")
-            return  # the caller is gone meanwhile
+            return  # else: the caller is gone meanwhile
         container_id, _ = self.listeners[fd]
         if notif.syscall == "sysinfo":  # cheap and IO-free in the caller: answered here
             directory = os.path.join(self.containers_dir, container_id)
@@ -262,14 +265,11 @@ class Supervisor:
 
     def run(self, server: socket.socket) -> None:
         while True:
-            for key, events in self.selector.select(timeout=1.0 if self.exited_keepers else None):
+            for key, _ in self.selector.select(timeout=1.0 if self.exited_keepers else None):
                 if key.data == "accept":
                     self.accept(server)
                 elif key.data == "helper":
                     self.helped(key.fd)
-                elif events & selectors.EVENT_WRITE:
-                    # registered for reading only: EPOLLHUP (no task left) shows as both
-                    self._forget(key.fd)
                 else:
                     self.notified(key.fd)
             self._reap()
@@ -282,6 +282,12 @@ class Supervisor:
                 done = pid
             if done:
                 self.exited_keepers.discard(pid)
+
+
+def _hung_up(fd: int) -> bool:
+    poller = select.poll()
+    poller.register(fd, 0)
+    return any(events & select.POLLHUP for _, events in poller.poll(0))
 
 
 def _valid_id(container_id: str) -> bool:
@@ -464,6 +470,10 @@ def _perform(
             _log(f"refused mount for pid {pid}: {verdict.reason}")
             return verdict.error
         os.fchdir(own_fds)
+        if fstype == "overlay" and data is not None and source_fd is None:
+            cwd = os.readlink(str(opened.cwd), dir_fd=own_fds)
+            text = data.decode("utf-8", "surrogateescape")
+            data = mountguard.absolute_overlay_options(text, cwd).encode("utf-8", "surrogateescape")
         source_arg = source if source_fd is None else str(source_fd)
         _call_mount(source_arg, str(target_fd), fstype, flags, data)
         if verdict.fresh_proc:
