@@ -5,8 +5,11 @@ container's listeners, keepers and rules go with it."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -44,10 +47,7 @@ def privileged(engine: EngineHandle) -> Iterator[str]:
     """A running --privileged container whose init, on SIGUSR1, tries to unmount the lxcfs
     view of /proc/meminfo and records the outcome in /done (a signal needs no supervisor,
     unlike a `docker exec`)."""
-    script = (
-        "trap 'umount /proc/meminfo 2>/err; echo $? > /done' USR1; "
-        "while :; do sleep 0.2; done"
-    )
+    script = "trap 'umount /proc/meminfo 2>/err; echo $? > /done' USR1; while :; do sleep 0.2; done"
     container = engine.docker("run", "-d", "--privileged", "busybox", "sh", "-c", script)
     yield container.stdout.strip()
     engine.docker("rm", "-f", container.stdout.strip(), check=False)
@@ -115,11 +115,52 @@ def test_a_removed_container_leaves_no_keeper_or_rules(engine: EngineHandle) -> 
     rules = engine.layout.supervisor_dir / "containers" / container
     assert (rules / "protected").is_file()
     keepers = {
-        p.name: p.read_text().split()
-        for p in (engine.layout.supervisor_dir / "keepers").iterdir()
+        p.name: p.read_text().split() for p in (engine.layout.supervisor_dir / "keepers").iterdir()
     }
     ours = [int(pid) for pid, (cid, _, _) in keepers.items() if cid == container]
     assert ours
     engine.docker("rm", "-f", container)
     assert wait_for(lambda: not rules.exists())
     assert wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in ours))
+
+
+INNER = (
+    "cat /proc/self/uid_map; head -1 /proc/meminfo; stat -c %F /proc/keys; "
+    "umount /proc/meminfo 2>&1; echo inner-done"
+)
+
+
+@pytest.fixture
+def nested_bundle(tmp_path: Path) -> Path:
+    """A runc bundle whose rootfs is the host's static busybox (what DinD's runc would run)."""
+    rootfs = tmp_path / "bundle" / "rootfs"
+    for sub in ("bin", "proc", "sys", "dev", "tmp"):
+        (rootfs / sub).mkdir(parents=True)
+    shutil.copy("/bin/busybox", rootfs / "bin" / "busybox")
+    (rootfs / "bin" / "sh").symlink_to("busybox")
+    tmp_path.chmod(0o755)
+    return tmp_path
+
+
+@pytest.mark.parametrize("rootless", [False, True], ids=["like-dind", "nested-userns"])
+def test_a_nested_runc_runs_inside_a_privileged_container(
+    engine: EngineHandle, nested_bundle: Path, rootless: bool
+) -> None:
+    """Docker-in-Docker's runc mounts /proc, masks paths, pivots and detaches the old root,
+    all through the supervisor; the inner /proc is masked and virtualized as well."""
+    bundle = nested_bundle / "bundle"
+    subprocess.run(["runc", "spec", *(["--rootless"] if rootless else [])], cwd=bundle, check=True)
+    spec = json.loads((bundle / "config.json").read_text())
+    spec["process"].update(terminal=False, args=["/bin/sh", "-c", INNER])
+    (bundle / "config.json").write_text(json.dumps(spec))
+    host_libs = [f"-v/{d}:/{d}:ro" for d in ("usr", "lib", "lib64") if Path(f"/{d}").is_dir()]
+    result = engine.docker(
+        "run", "--rm", "--privileged", "--memory", "200m", *host_libs,
+        "-v", f"{nested_bundle}:/nest", "busybox", "sh", "-c",
+        "mkdir -p /run && cd /nest/bundle && runc --root /tmp/runc run inner",
+    )  # fmt: skip
+    lines = result.stdout.splitlines()
+    assert lines[-1] == "inner-done"
+    assert "MemTotal:         204800 kB" in lines
+    assert "character special file" in lines
+    assert "umount: can't unmount /proc/meminfo: Operation not permitted" in lines

@@ -15,8 +15,8 @@ parent's filesystem (not the path, which those calls change).
 Rules (what "immutable" means to a container):
 - a protected mount cannot be unmounted or moved;
 - a protected read-only mount cannot be remounted read-write (read-write → read-only can);
-- a protected mount cannot be covered, except by a tmpfs or by another bind of what it already
-  is (a runc inside the container masks the same paths again with /dev/null);
+- a protected mount cannot be covered, except by a tmpfs, by /dev/null or by another bind of
+  what it already is (a runc inside the container masks the same paths again);
 - a non-recursive bind of a tree with protected mounts below would copy the tree without them
   (an unmasked /proc): refused; a recursive bind copies them, and the copies keep the identity;
 - a fresh procfs is mounted, then masked and virtualized like the container's own (`FRESH_PROC`).
@@ -115,6 +115,14 @@ class Place:
         self.path = path
         self.entry = entry
         self.is_root = entry is not None and entry.path == path
+
+
+def _null_device(place: Place) -> bool:
+    """A bind of the host's /dev/null (what every container's /dev/null is)."""
+    entry = place.entry
+    return (
+        place.is_root and entry is not None and (entry.fstype, entry.root) == ("devtmpfs", "/null")
+    )
 
 
 def mount_kind(flags: int) -> str:
@@ -217,6 +225,8 @@ class Guard:
         covered = target.entry
         assert covered is not None
         if source is None and fstype == "tmpfs":
+            return PERFORM
+        if source is not None and _null_device(source):  # runc masks again (or gets ENOTDIR)
             return PERFORM
         if (
             source is not None

@@ -192,6 +192,47 @@ def clone_mount(
         os.close(fd)
 
 
+SYS_FSOPEN = 430
+SYS_FSCONFIG = 431
+SYS_FSMOUNT = 432
+FSCONFIG_SET_FLAG = 0
+FSCONFIG_SET_STRING = 1
+FSCONFIG_CMD_CREATE = 6
+MOVE_MOUNT_T_EMPTY_PATH = 0x40
+#: mount(2) flags -> fsmount attributes
+_MS_TO_ATTR = {0x1: 0x1, 0x2: 0x2, 0x4: 0x4, 0x8: 0x8, 0x400: 0x10, 0x800: 0x80, 1 << 24: 0x20}
+
+
+def fresh_mount(fstype: str, flags: int, options: str | None) -> int:
+    """A new, detached mount of `fstype` (fsopen + fsconfig + fsmount): its fd. It belongs to
+    the namespaces of the caller at this point (pid for procfs, net for sysfs)."""
+    fs = _check(_libc.syscall(SYS_FSOPEN, fstype.encode(), 0), f"fsopen {fstype}")
+    try:
+        for option in (options or "").split(","):
+            key, sep, value = option.partition("=")
+            if not key:
+                continue
+            if sep:
+                command, value_arg = FSCONFIG_SET_STRING, value.encode()
+            else:
+                command, value_arg = FSCONFIG_SET_FLAG, None
+            result = _libc.syscall(SYS_FSCONFIG, fs, command, key.encode(), value_arg, 0)
+            _check(result, f"fsconfig {fstype} {key}")
+        _check(_libc.syscall(SYS_FSCONFIG, fs, FSCONFIG_CMD_CREATE, None, None, 0), "fsconfig")
+        attributes = sum(attr for flag, attr in _MS_TO_ATTR.items() if flags & flag)
+        mount = _check(_libc.syscall(SYS_FSMOUNT, fs, 0, attributes), f"fsmount {fstype}")
+    finally:
+        os.close(fs)
+    os.set_inheritable(mount, False)
+    return int(mount)
+
+
+def attach(mount: int, target: int) -> None:
+    """Attach detached mount `mount` on the O_PATH fd `target`."""
+    flags = MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH
+    _check(_libc.syscall(SYS_MOVE_MOUNT, mount, b"", target, b"", flags), "move_mount")
+
+
 def _raise_effective_caps() -> None:
     header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
     data = (_CapData * 2)()

@@ -42,16 +42,20 @@ MNT_DETACH = 2
 UMOUNT_NOFOLLOW = 8
 MS_NOSYMFOLLOW = 256
 NULL_DEVICE = os.makedev(1, 3)
-#: the caller's namespaces the helper joins, user first
+#: the caller's namespaces the helper joins; the user namespace last: as host root the helper
+#: may join any of them, from inside a nested one not those of the container it is nested in
 NAMESPACES = (
-    ("ns/user", 0x10000000),
     ("ns/mnt", 0x00020000),
     ("ns/net", 0x40000000),
     ("ns/ipc", 0x08000000),
     ("ns/uts", 0x04000000),
     ("ns/cgroup", 0x02000000),
     ("ns/pid", 0x20000000),
+    ("ns/user", 0x10000000),
 )
+#: paths naming the caller's own /proc entries ("self" would be the helper): opened through
+#: its /proc/<tid> as host root, before the helper becomes the caller's root
+OWN_PROC = ("/proc/self/", "/proc/thread-self/")
 #: a helper that crashed answers this: fail closed
 HELPER_FAILED = 255
 
@@ -313,9 +317,9 @@ def _cap_sys_admin(proc: int) -> bool:
 class _Opened:
     """The paths of one call, opened inside the caller's root and cwd."""
 
-    def __init__(self, proc: int, pidfd: int, cwd: int, own_fds: int) -> None:
+    def __init__(self, proc: int, own: dict[str, int], cwd: int, own_fds: int) -> None:
         self.proc = proc
-        self.pidfd = pidfd
+        self.own = own
         self.cwd = cwd
         self.own_fds = own_fds
         self.fds: list[int] = []
@@ -323,11 +327,9 @@ class _Opened:
         self.names: dict[int, str] = {}
 
     def open(self, path: str, follow: bool = True) -> int:
-        """`/proc/self/fd/N` (and thread-self) name the caller's fd N, not ours."""
-        for prefix in ("/proc/self/fd/", "/proc/thread-self/fd/"):
-            if path.startswith(prefix) and path[len(prefix) :].isdigit():
-                fd = seccomp.pidfd_getfd(self.pidfd, int(path[len(prefix) :]))
-                break
+        """`/proc/self/…` (and thread-self) were opened as the caller's, beforehand."""
+        if path in self.own:
+            fd = os.dup(self.own[path])
         else:
             flags = os.O_PATH | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)
             fd = os.open(path, flags)
@@ -358,7 +360,6 @@ def _help(listener: int, notif: seccomp.Notification, container_dir: str) -> int
     if syscall is None:
         return errno.EPERM
     proc = os.open(f"/proc/{notif.pid}", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    pidfd = os.pidfd_open(notif.pid)
     if not seccomp.is_valid(listener, notif.id):  # opened the right process, not a reused pid
         return errno.ESRCH
     if not _cap_sys_admin(proc):
@@ -390,16 +391,32 @@ def _help(listener: int, notif: seccomp.Notification, container_dir: str) -> int
     host_proc = os.open("/proc", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     root = os.open("root", os.O_PATH | os.O_CLOEXEC, dir_fd=proc)
     cwd = os.open("cwd", os.O_PATH | os.O_CLOEXEC, dir_fd=proc)
-    from eci.runtime.mounts import setns
+    from eci.runtime import mounts
 
-    # The user namespace first (it gives the capabilities to join the others); all of them,
-    # because a procfs, sysfs, mqueue or cgroup mount belongs to the mounter's namespaces.
-    for name, kind in NAMESPACES:
+    # All of them: a procfs, sysfs, mqueue or cgroup mount belongs to the mounter's namespaces.
+    own = {}
+    for path in (source, target):
+        if path is not None and path.startswith(OWN_PROC):
+            try:
+                own[path] = os.open(path.split("/", 3)[3], os.O_PATH | os.O_CLOEXEC, dir_fd=proc)
+            except OSError as exc:
+                return exc.errno or errno.ENOENT
+    # A fresh procfs or sysfs is mounted as host root: from inside a user namespace the kernel
+    # wants one already "fully visible", and the container's are masked (by eci, on purpose).
+    # Only these two types, whose owner is the namespace's and not the mounter's, and masked
+    # right after (`_virtualize_fresh_proc`); every other call is made as container root.
+    as_host = syscall == "mount" and fstype in ("proc", "sysfs")
+    as_host = as_host and mountguard.mount_kind(flags) == mountguard.NEW
+    mount_ns = None
+    if as_host:  # made detached in the host's mount namespace, where nothing is too revealing
+        mount_ns = os.open("ns/mnt", os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc)
+    for name, kind in NAMESPACES[1:-1] if as_host else NAMESPACES:
         ns = os.open(name, os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc)
         try:
-            setns(ns, kind)
+            mounts.setns(ns, kind)
         except OSError as exc:
             if exc.errno != errno.EINVAL:  # EINVAL: it is ours already
+                _log(f"cannot join {name} of pid {notif.pid}: {exc}")
                 return exc.errno or errno.EPERM
         finally:
             os.close(ns)
@@ -412,43 +429,60 @@ def _help(listener: int, notif: seccomp.Notification, container_dir: str) -> int
     try:
         # "self" in the host's procfs names this process as the host sees it
         own_fds = os.open("self/fd", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=host_proc)
-        with contextlib.suppress(OSError):
-            os.setresgid(0, 0, 0)
-            os.setresuid(0, 0, 0)
+        fresh = None
+        if mount_ns is not None:
+            assert fstype is not None
+            options = None if data is None else data.decode("utf-8", "surrogateescape")
+            fresh = mounts.fresh_mount(fstype, flags, options)
+            mounts.setns(mount_ns, NAMESPACES[0][1])
+        if not as_host:
+            with contextlib.suppress(OSError):
+                os.setresgid(0, 0, 0)
+                os.setresuid(0, 0, 0)
         os.fchdir(root)
         os.chroot(".")
         os.fchdir(cwd)
-        code = _perform(
-            _Opened(proc, pidfd, cwd, own_fds),
-            syscall,
-            notif.pid,
-            protected,
-            record,
-            source,
-            target,
-            fstype,
-            flags,
-            data,
-        )
+        opened = _Opened(proc, own, cwd, own_fds)
+        call = _Call(syscall, notif.pid, source, target, fstype, flags, data)
+        code = _perform(opened, call, protected, record, fresh)
     except BaseException as exc:
         _log(f"helper for {syscall} of pid {notif.pid}: {exc!r}")
     finally:
         os._exit(code)
 
 
+class _Call:
+    """One mount(2) or umount2(2) as the caller made it (its strings read from its memory)."""
+
+    __slots__ = ("data", "flags", "fstype", "pid", "source", "syscall", "target")
+
+    def __init__(
+        self,
+        syscall: str,
+        pid: int,
+        source: str | None,
+        target: str,
+        fstype: str | None,
+        flags: int,
+        data: bytes | None,
+    ) -> None:
+        self.syscall, self.pid, self.source, self.target = syscall, pid, source, target
+        self.fstype, self.flags, self.data = fstype, flags, data
+
+    def __str__(self) -> str:
+        return (
+            f"{self.syscall} {self.source!r} {self.target!r} {self.fstype!r} {self.flags:#x} "
+            f"for pid {self.pid}"
+        )
+
+
 def _perform(
-    opened: _Opened,
-    syscall: str,
-    pid: int,
-    protected: set[str],
-    record: int,
-    source: str | None,
-    target: str,
-    fstype: str | None,
-    flags: int,
-    data: bytes | None,
+    opened: _Opened, call: _Call, protected: set[str], record: int, fresh: int | None
 ) -> int:
-    """Inside the caller's namespaces, root and cwd: check the call, then make it."""
+    """Inside the caller's namespaces, root and cwd: check the call, then make it. `fresh` is
+    a procfs or sysfs mounted already, detached, to attach at the target if allowed."""
+    syscall, pid, source, target = call.syscall, call.pid, call.source, call.target
+    fstype, flags, data = call.fstype, call.flags, call.data
     own_fds = opened.own_fds
     try:
         if syscall in ("umount", "umount2"):
@@ -474,19 +508,36 @@ def _perform(
             cwd = os.readlink(str(opened.cwd), dir_fd=own_fds)
             text = data.decode("utf-8", "surrogateescape")
             data = mountguard.absolute_overlay_options(text, cwd).encode("utf-8", "surrogateescape")
-        source_arg = source if source_fd is None else str(source_fd)
-        _call_mount(source_arg, str(target_fd), fstype, flags, data)
+        if fresh is not None:
+            from eci.runtime import mounts
+
+            mounts.attach(fresh, target_fd)
+        else:
+            source_arg = source if source_fd is None else str(source_fd)
+            _call_mount(source_arg, str(target_fd), fstype, flags, data)
         if verdict.fresh_proc:
-            return _virtualize_fresh_proc(opened, target, entries, record)
+            assert fresh is not None  # a procfs is always made detached first
+            return _virtualize_fresh_proc(opened, fresh, target, entries, record)
         return 0
     except OSError as exc:
+        _log(f"{call}: {exc}")
         return exc.errno or errno.EPERM
 
 
 def _umount(opened: _Opened, target: str, flags: int, protected: set[str], pid: int) -> int:
-    """umount2 by the last name in the opened parent directory, without following it: an fd on
-    the mount itself would keep it busy. The name is checked to be what the path named."""
+    """umount2 on the opened mount itself when detaching (busy or not does not matter then);
+    else by the last name in the opened parent directory, without following it (an fd on the
+    mount would keep it busy), the name checked to be what the path named."""
     target_fd = opened.open(target, follow=not flags & UMOUNT_NOFOLLOW)
+    if flags & MNT_DETACH:
+        entries = opened.entries()
+        verdict = Guard(entries, protected).umount(opened.place(target_fd, entries))
+        if verdict.error:
+            _log(f"refused umount2 for pid {pid}: {verdict.reason}")
+            return verdict.error
+        os.fchdir(opened.own_fds)
+        _call_umount(str(target_fd), flags & ~UMOUNT_NOFOLLOW)
+        return 0
     path = os.readlink(str(target_fd), dir_fd=opened.own_fds)
     parent, name = os.path.split(path)
     if not name:  # the root itself
@@ -542,14 +593,13 @@ def _call_umount(target: str, flags: int) -> None:
 
 
 def _virtualize_fresh_proc(
-    opened: _Opened, target: str, before: dict[int, mountguard.MountEntry], record: int
+    opened: _Opened, fresh: int, target: str, before: dict[int, mountguard.MountEntry], record: int
 ) -> int:
     """Mask and virtualize a procfs the container just mounted at `target`, as its /proc is:
     lxcfs files from the container's own /proc, /dev/null over the masked files, an empty
     read-only tmpfs over the masked directories; then protect them. Undone if any step fails."""
     own_fds = opened.own_fds
     os.fchdir(opened.cwd)
-    fresh = opened.open(target)
     try:
         entry = opened.entries().get(seccomp.mount_id(fresh))
         if entry is None or entry.fstype != "proc" or entry.mount_id in before:
