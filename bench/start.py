@@ -2,10 +2,11 @@
 
 Starts a private eci engine (ECI on) on a temporary state dir, builds the test images and an
 image of 100,000 files, then alternates, in one loop so all see the same machine state:
-`docker run --rm busybox true` with the eci runtime (the default, `sysbox-runc`), the same with
-`--runtime=runc`, and the 100k-file image under eci. Prints medians and the two ratios (eci vs
-runc; 100k-file image vs busybox, both under eci: start cost must not grow with image size),
-then tears the engine down.
+`docker run --rm busybox true` through eci (the proxy's socket, the eci runtime), the same with
+plain runc on dockerd's own socket (Docker without eci), the 100k-file image and --privileged
+under eci, and calls the mount supervisor answers inside a container, against plain runc.
+Prints medians and the ratios (eci vs runc; 100k-file image vs busybox, both under eci: start
+cost must not grow with image size), then tears the engine down.
 
     .venv/bin/python bench/start.py [--runs 30]
 """
@@ -80,11 +81,34 @@ def main() -> None:
         _run(ECI, "images", "--state-dir", str(state))
         build_many_files_image(state)
         docker = ["docker", "-H", f"unix://{state}/run/docker.sock"]
+        # plain runc is Docker without eci: dockerd's own socket (the proxy would force the
+        # eci runtime whatever --runtime says)
+        direct = ["docker", "-H", f"unix://{state}/run/private/dockerd.sock"]
         variants = {
             "eci (sysbox-runc)": [*docker, "run", "--rm", "busybox", "true"],
-            "plain runc": [*docker, "run", "--rm", "--runtime=runc", "busybox", "true"],
+            "plain runc": [*direct, "run", "--rm", "--runtime=runc", "busybox", "true"],
             "eci, 100k-file image": [*docker, "run", "--rm", MANY_FILES.name, "true"],
+            "eci --privileged": [*docker, "run", "--rm", "--privileged", "busybox", "true"],
         }
+        # calls the supervisor answers, inside one container each: 50 tmpfs mount+umount
+        # pairs (eci --privileged vs runc with CAP_SYS_ADMIN and no seccomp), 200 sysinfo(2)
+        # (`free`; every eci container) against plain runc
+        mounts = "for i in $(seq 50); do mount -t tmpfs t /tmp && umount /tmp; done"
+        sysinfos = "for i in $(seq 200); do free >/dev/null; done"
+        runc_admin = ["--runtime=runc", "--cap-add=SYS_ADMIN", "--security-opt=seccomp=unconfined"]
+        calls = {
+            "50 mount+umount, eci --privileged": [
+                *docker, "run", "--rm", "--privileged", "busybox", "sh", "-c", mounts,
+            ],
+            "50 mount+umount, plain runc": [
+                *direct, "run", "--rm", *runc_admin, "busybox", "sh", "-c", mounts,
+            ],
+            "200 x free, eci": [*docker, "run", "--rm", "busybox", "sh", "-c", sysinfos],
+            "200 x free, plain runc": [
+                *direct, "run", "--rm", "--runtime=runc", "busybox", "sh", "-c", sysinfos,
+            ],
+        }  # fmt: skip
+        variants.update(calls)
         for argv in variants.values():  # warm-up
             _timed(argv)
         samples: dict[str, list[float]] = {name: [] for name in variants}
@@ -100,6 +124,13 @@ def main() -> None:
             )
         ratio = medians["eci (sysbox-runc)"] / medians["plain runc"]
         print(f"ratio eci / runc: {ratio:.2f}x (goal <= 1.10x)")
+        privileged = medians["eci --privileged"] / medians["plain runc"]
+        print(f"ratio eci --privileged / runc: {privileged:.2f}x")
+        for what in ("50 mount+umount", "200 x free"):
+            eci_run = next(m for n, m in medians.items() if n.startswith(what + ", eci"))
+            runc_run = medians[f"{what}, plain runc"]
+            per_call = (eci_run - runc_run) / (100 if what.startswith("50") else 200) * 1000
+            print(f"{what}: eci / runc {eci_run / runc_run:.2f}x, +{per_call:.2f} ms per call")
         size_ratio = medians["eci, 100k-file image"] / medians["eci (sysbox-runc)"]
         print(f"ratio 100k-file image / busybox, both eci: {size_ratio:.2f}x (goal <= 1.10x)")
     finally:

@@ -83,13 +83,15 @@ def host_namespaces_message(kinds: list[str]) -> str:
 
 
 def proc_workdir_refusal(cwd: str) -> str | None:
-    """Why a working directory is refused, or None: one under /proc reaches the runtime's own
-    fds (CVE-2024-21626: `-w /proc/self/fd/N` was a host directory runc leaked). Checked by
-    the proxy (create, exec) and again by the runtime shim (the image's WorkingDir too)."""
+    """Why a working directory is refused, or None: one under /proc (or /dev/fd, a link to
+    /proc/self/fd) reaches the runtime's own fds (CVE-2024-21626: `-w /proc/self/fd/N` was a
+    host directory runc leaked). Checked by the proxy (create, exec) and again by the runtime
+    shim (the image's WorkingDir too)."""
     path = "/" + posixpath.normpath("/" + cwd).lstrip("/")  # normpath keeps a leading "//"
-    if path == "/proc" or path.startswith("/proc/"):
+    if any(path == p or path.startswith(p + "/") for p in ("/proc", "/dev/fd")):
         return (
-            f"working directory {cwd} is under /proc: not allowed in enhanced container "
+            f"working directory {cwd} is under /proc or /dev/fd: not allowed in enhanced "
+            "container "
             "isolation (it can reach the runtime's own file descriptors)"
         )
     return None

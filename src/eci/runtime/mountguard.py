@@ -43,13 +43,25 @@ MS_PRIVATE = 1 << 18
 MS_SLAVE = 1 << 19
 MS_SHARED = 1 << 20
 PROPAGATION = MS_UNBINDABLE | MS_PRIVATE | MS_SLAVE | MS_SHARED
+#: the old magic number in the top half of mount(2)'s flags, which the kernel discards (its
+#: bits would read as MS_PRIVATE|MS_SLAVE)
+MS_MGC_MSK = 0xFFFF0000
+MS_MGC_VAL = 0xC0ED0000
 #: kinds of mount(2) call, in the kernel's order of precedence (do_mount)
 REMOUNT, BIND, PROPAGATE, MOVE, NEW = "remount", "bind", "propagate", "move", "new"
 
 #: procfs files lxcfs virtualizes (bound from the container's own /proc onto a fresh procfs)
 LXCFS_PROC_FILES = ("cpuinfo", "diskstats", "loadavg", "meminfo", "stat", "swaps", "uptime")
 #: procfs files and directories masked in every container (Docker's defaults and more)
-MASKED_PROC_FILES = ("kcore", "keys", "latency_stats", "sched_debug", "timer_list", "timer_stats")
+MASKED_PROC_FILES = (
+    "interrupts",
+    "kcore",
+    "keys",
+    "latency_stats",
+    "sched_debug",
+    "timer_list",
+    "timer_stats",
+)
 MASKED_PROC_DIRS = ("acpi", "asound", "scsi")
 LXCFS_TYPE = "fuse.lxcfs"
 
@@ -96,7 +108,7 @@ def identity(entry: MountEntry, entries: Mapping[int, MountEntry]) -> str:
     if parent is None or parent is entry:
         return f"{entry.dev} {entry.root} - {entry.mountpoint}"
     rest = entry.mountpoint[len(parent.mountpoint.rstrip("/")) :]
-    place = (parent.root.rstrip("/") + rest) or "/"
+    place = (parent.root.rstrip("/") + rest).rstrip("/") or "/"
     return f"{entry.dev} {entry.root} {parent.dev} {place}"
 
 
@@ -125,7 +137,13 @@ def _null_device(place: Place) -> bool:
     )
 
 
+def effective_flags(flags: int) -> int:
+    """mount(2)'s flags as the kernel reads them (without the old magic number)."""
+    return flags & ~MS_MGC_MSK if flags & MS_MGC_MSK == MS_MGC_VAL else flags
+
+
 def mount_kind(flags: int) -> str:
+    flags = effective_flags(flags)
     if flags & MS_REMOUNT:
         return REMOUNT
     if flags & MS_BIND:
@@ -174,6 +192,18 @@ class Guard:
             and identity(place.entry, self.entries) in self.protected
         )
 
+    def _copy_of_read_only(self, entry: MountEntry) -> bool:
+        """A bind of (a part of) a protected read-only mount: made read-only by the runtime
+        too, wherever it was copied to."""
+        return any(
+            other.read_only
+            and other.dev == entry.dev
+            and is_under(unescape(entry.root), unescape(other.root))
+            and identity(other, self.entries) in self.protected
+            for other in self.entries.values()
+            if other is not entry
+        )
+
     def _protected_below(self, path: str) -> bool:
         return any(
             entry.path != path
@@ -189,14 +219,16 @@ class Guard:
 
     def mount(self, flags: int, fstype: str | None, target: Place, source: Place | None) -> Verdict:
         """`source` is the opened source for a bind or a move (None otherwise)."""
+        flags = effective_flags(flags)
         kind = mount_kind(flags)
         if kind == REMOUNT:
             entry = target.entry
             if (
-                self._protected_root(target)
+                target.is_root
                 and entry is not None
                 and entry.read_only
                 and not flags & MS_RDONLY
+                and (self._protected_root(target) or self._copy_of_read_only(entry))
             ):
                 return _refuse(f"read-write remount of {target.path}, read-only by the runtime")
             return PERFORM

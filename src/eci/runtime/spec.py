@@ -271,22 +271,26 @@ ALLOWING = ("SCMP_ACT_ALLOW", "SCMP_ACT_LOG")
 
 
 def _allowed_syscalls(seccomp: dict[str, Any], names: Iterable[str]) -> list[str]:
-    """Which of `names` the filter lets through unconditionally (they may then be changed)."""
+    """Which of `names` the filter lets through for some arguments at least: by its default
+    action or by an allowing rule, conditional or not (unless a rule refuses it outright).
+    Those go to the supervisor whole: a rule of the profile that refuses only some arguments
+    would leave the rest unsupervised."""
     rules = seccomp.get("syscalls") or []
+    default_allows = seccomp.get("defaultAction") in ALLOWING
     allowed = []
     for name in names:
         named = [r for r in rules if name in (r.get("names") or [])]
-        if named:
-            if any(r.get("action") in ALLOWING and not r.get("args") for r in named):
-                allowed.append(name)
-        elif seccomp.get("defaultAction") in ALLOWING:
+        if any(r.get("action") not in ALLOWING and not r.get("args") for r in named):
+            continue  # refused whatever the arguments: it stays refused
+        if default_allows or any(r.get("action") in ALLOWING for r in named):
             allowed.append(name)
     return allowed
 
 
 def supervise_syscalls(spec: Spec, ctx: SpecContext) -> None:
     """Send mount, umount2 and sysinfo to the supervisor (seccomp notify) where the profile
-    allows them at all: without CAP_SYS_ADMIN Docker's profile refuses mount, and still does."""
+    allows them at all: without CAP_SYS_ADMIN Docker's profile refuses mount, and still does.
+    The supervisor then decides every call: the profile's own rules for them are dropped."""
     if ctx.listener_path is None:
         return
     linux = spec.setdefault("linux", {})

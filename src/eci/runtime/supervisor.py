@@ -370,7 +370,7 @@ def _help(listener: int, notif: seccomp.Notification, container_dir: str) -> int
         if syscall == "mount":
             source, target = seccomp.read_string(mem, args[0]), seccomp.read_string(mem, args[1])
             fstype = seccomp.read_string(mem, args[2])
-            flags = args[3] & 0xFFFFFFFF
+            flags = mountguard.effective_flags(args[3] & 0xFFFFFFFF)
             data = _read_data(mem, args[4])
         else:
             target, flags = seccomp.read_string(mem, args[0]), args[1] & 0xFFFFFFFF

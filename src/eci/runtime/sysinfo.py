@@ -117,7 +117,7 @@ def virtualize(
     if limit is not None and limit < total:
         total = limit
         free = max(0, limit - (usage or 0))
-    if swap_limit is not None and limit is not None and swap_limit >= limit:
+    if swap_limit is not None and limit is not None and total == limit and swap_limit >= limit:
         swap_total = min(swap_total, swap_limit - limit)
         swap_free = min(swap_free, swap_total)
     return (
