@@ -870,6 +870,7 @@ def test_umount_refused_exactly_when_protected(
 
 # --- gaps found while writing these tests, fixed since ---
 
+
 @pytest.mark.parametrize(
     ("flags", "kind"),
     [(MS_MGC_VAL | MS_MOVE, MOVE), (MS_MGC_VAL, NEW), (MS_MGC_VAL | MS_RDONLY, NEW)],
