@@ -11,6 +11,7 @@ import subprocess
 import pytest
 from tests.support import DOCKER_CLIS, TEST_USER, EngineHandle, run
 
+from eci.engine.engine import COMPONENTS
 from eci.images.catalog import TEST_IMAGES
 
 pytestmark = pytest.mark.engine
@@ -41,7 +42,8 @@ def test_status_names_every_socket_and_live_pid(engine: EngineHandle) -> None:
     assert status["running"] is True
     processes = status["processes"]
     assert isinstance(processes, dict)
-    assert set(processes) == {"runtime-server", "containerd", "registry", "dockerd", "proxy"}
+    assert set(processes) == {c.name for c in COMPONENTS}
+    assert {"runtime-server", "mount-supervisor", "lxcfs", "dockerd", "proxy"} <= set(processes)
     for name, proc in processes.items():
         assert proc["alive"], name
         assert os.path.exists(f"/proc/{proc['pid']}"), name
