@@ -245,8 +245,9 @@ def prepare(inv: invocation.Invocation) -> RuntimeConfig:
     stage = os.path.join(config.runtime_dir, container_id)
     rootfs = os.path.join(config.rootfs_dir, container_id)
     # Leftovers of an attempt that was killed mid-create (runc never knew the container).
-    staging.unstage(rootfs)
-    staging.unstage(stage)
+    for path in (rootfs, stage):
+        if os.path.lexists(path):
+            staging.unstage(path)
     pool = _pool()
     store = RangeStore(config.ranges_dir, pool)
     base = store.allocate(owner, is_live=os.path.isdir)
@@ -291,10 +292,10 @@ def prepare(inv: invocation.Invocation) -> RuntimeConfig:
             seccomp_arches=SECCOMP_ARCHES.get(os.uname().machine, ()),
             lxcfs_dir=_lxcfs(config.lxcfs_dir),
         )
-        new_spec = transform(spec, context)
+        new_spec = transform(spec, context, in_place=True)
         tmp = f"{spec_path}.eci-{os.getpid()}"
         with open(tmp, "w") as f:
-            json.dump(new_spec, f)
+            f.write(json.dumps(new_spec))
         os.replace(tmp, spec_path)
     except BaseException:
         _unstage_and_release(config, owner, container_id)
