@@ -24,7 +24,7 @@ from eci.policy.imagelist import ImageList
 
 #: Capabilities that exist in this build. Each later capability adds its name here together with
 #: the `run` functions of its rows.
-BUILT_FEATURES = frozenset({"engine", "runtime", "proxy", "socket-mount"})
+BUILT_FEATURES = frozenset({"engine", "runtime", "proxy", "socket-mount", "confinement"})
 
 SOCKET = "/var/run/docker.sock"
 SOCKET_BIND = {SOCKET: {"bind": SOCKET, "mode": "rw"}}
@@ -147,6 +147,53 @@ def _ro_bind_remount(t: Target) -> Outcome:
         .splitlines()[-1]
     )
     return Outcome(out == "refused" if t.eci_enabled else out == "REMOUNTED", out)
+
+
+def _host_uptime() -> float:
+    return float(Path("/proc/uptime").read_text().split()[0])
+
+
+def _uptime(t: Target) -> Outcome:
+    """A new container's uptime: its own (seconds) with ECI, the host's without."""
+    out = t.client.containers.run(t.image, ["cat", "/proc/uptime"], remove=True).decode()
+    inside, host = float(out.split()[0]), _host_uptime()
+    observed = f"{inside:.0f} s (host {host:.0f} s)"
+    if t.eci_enabled:
+        return Outcome(inside < 60 and (host < 120 or inside < host - 60), observed)
+    return Outcome(abs(inside - host) < 5, observed)
+
+
+def _first_disk() -> tuple[int, int] | None:
+    """major, minor of the host's first whole disk, from /proc/partitions."""
+    for line in Path("/proc/partitions").read_text().splitlines()[2:]:
+        major, minor, _, name = line.split()
+        if not name[-1].isdigit() or name.startswith(("loop", "ram", "nvme", "mmcblk")):
+            return int(major), int(minor)
+    return None
+
+
+#: each probe prints NAME:W when the host's kernel let it through, NAME:R when refused;
+#: core_pattern is written back with its own value (nothing changes on the host)
+_KERNEL_PROBES = (
+    'cp=$(cat /proc/sys/kernel/core_pattern); (echo "$cp" > /proc/sys/kernel/core_pattern) '
+    "2>/dev/null && echo core:W || echo core:R; "
+    "echo junk > /tmp/m.ko; insmod /tmp/m.ko 2>&1 | grep -qi 'format' && echo module:W "
+    "|| echo module:R; "
+    "mknod /tmp/disk b {major} {minor} 2>/dev/null && head -c 512 /tmp/disk >/dev/null "
+    "2>&1 && echo disk:W || echo disk:R"
+)
+
+
+def _privileged_kernel(t: Target) -> Outcome:
+    """In --privileged: the host's sysctls, module loading and disks are out of reach."""
+    major, minor = _first_disk() or (8, 0)
+    script = _KERNEL_PROBES.format(major=major, minor=minor)
+    out = t.client.containers.run(t.image, ["sh", "-c", script], privileged=True, remove=True)
+    results = dict(line.split(":") for line in out.decode().split())
+    observed = " ".join(f"{k} {'written' if v == 'W' else 'refused'}" for k, v in results.items())
+    if t.eci_enabled:
+        return Outcome(set(results.values()) == {"R"}, observed)
+    return Outcome(results.get("core") == "W", observed)
 
 
 def _refusal(t: Target, image: str | None = None, **options: object) -> str | None:
@@ -323,12 +370,13 @@ TABLE: tuple[Check, ...] = (
         "allowed",
         _ro_bind_remount,
     ),
-    Check("cat /proc/uptime", "confinement", "container's uptime", "host's"),
+    Check("cat /proc/uptime", "confinement", "container's uptime", "host's", _uptime),
     Check(
         "privileged: core_pattern write, module load, mknod+read host disk",
         "confinement",
         "fails",
         "works",
+        _privileged_kernel,
     ),
     Check(
         "raw dockerd socket is root-only", "engine", "0600 in a 0700 dir", "-", _raw_socket_private
