@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pwd
 import shutil
 import subprocess
 import sys
@@ -188,3 +189,16 @@ def live_ranges(layout: EngineLayout) -> dict[str, str]:
 def uid_map(text: str) -> tuple[int, int, int]:
     inside, outside, count = (int(x) for x in text.split())
     return inside, outside, count
+
+
+@contextlib.contextmanager
+def user_owned_dir(prefix: str) -> Iterator[Path]:
+    """A fresh 0755 host directory owned by the test user, removed afterwards."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    user = pwd.getpwnam(TEST_USER)
+    os.chown(path, user.pw_uid, user.pw_gid)
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

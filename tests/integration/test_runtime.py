@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.support import TEST_USER, EngineHandle, live_ranges, run, uid_map
+from tests.support import TEST_USER, EngineHandle, live_ranges, run, uid_map, user_owned_dir
 
 from eci.errors import restricted_mount_message
 from eci.requester import REQUESTER_LABEL
@@ -252,15 +252,16 @@ def test_bind_mounted_root_owned_dir_is_not_writable(
 @pytest.fixture
 def users_dir() -> Iterator[Path]:
     """A directory of the test user holding one of its files and one of root's."""
-    path = Path(tempfile.mkdtemp(prefix="eci-users-", dir="/tmp"))
+    with user_owned_dir("eci-users-") as path:
+        yield _with_mine_and_roots(path)
+
+
+def _with_mine_and_roots(path: Path) -> Path:
     user = pwd.getpwnam(TEST_USER)
-    os.chown(path, user.pw_uid, user.pw_gid)
-    path.chmod(0o755)
     (path / "mine").write_text("mine\n")
     os.chown(path / "mine", user.pw_uid, user.pw_gid)
     (path / "roots").write_text("root's\n")
-    yield path
-    shutil.rmtree(path)
+    return path
 
 
 LIST_AND_WRITE = (

@@ -11,7 +11,10 @@ unprivileged test user: the attacker eci protects the host from.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -183,3 +186,13 @@ def build_probe(directory: Path) -> list[str]:
 def probe(check: str, path: str = "") -> str:
     """The shell command running one probe check (see probe.c)."""
     return f"{PROBE_DIR}/probe {check} {path}".rstrip()
+
+
+@contextlib.contextmanager
+def host_file(prefix: str, text: str) -> Iterator[Path]:
+    """A world-readable temporary file on the host, removed afterwards."""
+    with tempfile.NamedTemporaryFile("w", dir="/tmp", prefix=prefix) as f:
+        f.write(text)
+        f.flush()
+        Path(f.name).chmod(0o644)
+        yield Path(f.name)

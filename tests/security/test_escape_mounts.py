@@ -8,10 +8,6 @@ mount *more* restrictive, keep working.
 
 from __future__ import annotations
 
-import os
-import pwd
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,13 +16,14 @@ from tests.security.escape import (
     MEMORY,
     MEMORY_KB,
     MOUNT_DENIED,
+    host_file,
     host_mem_total_kb,
     host_uptime,
     in_control,
     in_eci,
     mem_total_kb,
 )
-from tests.support import TEST_USER, EngineHandle
+from tests.support import EngineHandle, user_owned_dir
 
 pytestmark = pytest.mark.engine
 
@@ -36,22 +33,15 @@ UMOUNT_DENIED = "umount: can't unmount {path}: Operation not permitted"
 @pytest.fixture
 def tester_dir() -> Iterator[Path]:
     """A host directory of the test user: its container root may write there if allowed."""
-    path = Path(tempfile.mkdtemp(prefix="eci-mounts-", dir="/tmp"))
-    user = pwd.getpwnam(TEST_USER)
-    os.chown(path, user.pw_uid, user.pw_gid)
-    path.chmod(0o755)
-    yield path
-    shutil.rmtree(path)
+    with user_owned_dir("eci-mounts-") as path:
+        yield path
 
 
 @pytest.fixture
 def fake_meminfo() -> Iterator[Path]:
     """Stands in for lxcfs in the control: a file mounted over /proc/meminfo."""
-    with tempfile.NamedTemporaryFile("w", dir="/tmp", prefix="eci-meminfo-") as f:
-        f.write(f"MemTotal: {MEMORY_KB} kB\n")
-        f.flush()
-        Path(f.name).chmod(0o644)
-        yield Path(f.name)
+    with host_file("eci-meminfo-", f"MemTotal: {MEMORY_KB} kB\n") as path:
+        yield path
 
 
 def test_read_only_bind_cannot_be_remounted_read_write(
@@ -95,28 +85,29 @@ def test_masked_proc_file_cannot_be_unmasked(engine: EngineHandle, path: str) ->
     assert UMOUNT_DENIED.format(path=path) in refused.stderr
 
 
-def test_virtualized_meminfo_cannot_be_unmounted(engine: EngineHandle, fake_meminfo: Path) -> None:
-    """lxcfs's /proc/meminfo is a mount over the host's: unmounted, the host's shows."""
-    script = "umount /proc/meminfo && echo unmounted; grep MemTotal /proc/meminfo"
+UNCOVERING = {
+    # lxcfs's /proc/meminfo is a mount over the host's: unmounted, the host's shows
+    "unmount-meminfo": (
+        "umount /proc/meminfo && echo done",
+        UMOUNT_DENIED.format(path="/proc/meminfo"),
+    ),
+    # a fresh procfs over /proc would uncover every masked and virtualized file
+    "procfs-over-proc": ("mount -t proc proc /proc && echo done", MOUNT_DENIED),
+}
+
+
+@pytest.mark.parametrize(("script", "denied"), UNCOVERING.values(), ids=UNCOVERING.keys())
+def test_the_virtualized_meminfo_cannot_be_uncovered(
+    engine: EngineHandle, fake_meminfo: Path, script: str, denied: str
+) -> None:
+    script = f"{script}; grep MemTotal /proc/meminfo"
     bind = ("-v", f"{fake_meminfo}:/proc/meminfo:ro")
     control = in_control(engine, script, *bind, *MEMORY, masked=True).lines
-    assert control[0] == "unmounted"
+    assert control[0] == "done"
     assert mem_total_kb(control) == host_mem_total_kb()
     refused = in_eci(engine, script, *MEMORY)
     assert mem_total_kb(refused.lines) == MEMORY_KB
-    assert UMOUNT_DENIED.format(path="/proc/meminfo") in refused.stderr
-
-
-def test_proc_cannot_be_mounted_over(engine: EngineHandle, fake_meminfo: Path) -> None:
-    """A fresh procfs over /proc would uncover every masked and virtualized file."""
-    script = "mount -t proc proc /proc && echo mounted; grep MemTotal /proc/meminfo"
-    bind = ("-v", f"{fake_meminfo}:/proc/meminfo:ro")
-    control = in_control(engine, script, *bind, *MEMORY, masked=True).lines
-    assert control[0] == "mounted"
-    assert mem_total_kb(control) == host_mem_total_kb()
-    refused = in_eci(engine, script, *MEMORY)
-    assert mem_total_kb(refused.lines) == MEMORY_KB
-    assert MOUNT_DENIED in refused.stderr
+    assert denied in refused.stderr
 
 
 def test_proc_file_cannot_be_bound_over(engine: EngineHandle) -> None:

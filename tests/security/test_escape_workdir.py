@@ -8,12 +8,11 @@ refuse these itself, at create, before anything runs.
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.security.escape import container
+from tests.security.escape import container, host_file
 from tests.support import EngineHandle
 
 pytestmark = pytest.mark.engine
@@ -25,11 +24,8 @@ FDS = range(4, 13)
 @pytest.fixture
 def marker() -> Iterator[Path]:
     """A host file only a process in the host's filesystem can read."""
-    with tempfile.NamedTemporaryFile("w", dir="/tmp", prefix="eci-cve-") as f:
-        f.write(f"host marker {Path(f.name).name}\n")
-        f.flush()
-        Path(f.name).chmod(0o644)
-        yield Path(f.name)
+    with host_file("eci-cve-", "host marker\n") as path:
+        yield path
 
 
 def test_working_directory_in_a_leaked_fd_is_refused(engine: EngineHandle, marker: Path) -> None:
