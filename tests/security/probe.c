@@ -18,6 +18,8 @@
 #include <linux/mount.h>
 #include <linux/perf_event.h>
 #include <stdio.h>
+#include <sys/stat.h>
+#include <sys/mount.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/timex.h>
@@ -94,6 +96,14 @@ static long mount_setattr_ro(const char *path) {
     return syscall(SYS_mount_setattr, AT_FDCWD, path, 0, &attr, sizeof attr);
 }
 
+static long chroot_umount(const char *path) {
+    /* chroot without chdir: the cwd stays outside the new root, where the runtime's mounts are */
+    mkdir("/jail", 0755);
+    if (chroot("/jail") < 0)
+        return -1;
+    return umount2(path, MNT_DETACH);
+}
+
 static const struct {
     const char *name;
     long (*run)(const char *path);
@@ -103,6 +113,7 @@ static const struct {
     {"swapon", swapon_junk},             {"adjtimex", adjtimex_bad_tick},
     {"open_tree", open_tree_clone},      {"fsopen", fsopen_proc},
     {"move_mount", move_mount_clone},    {"mount_setattr", mount_setattr_ro},
+    {"chroot_umount", chroot_umount},
 };
 
 int main(int argc, char **argv) {

@@ -168,3 +168,19 @@ def test_fresh_procfs_is_virtualized_too(engine: EngineHandle) -> None:
     confined = in_eci(engine, script, *MEMORY).lines
     assert mem_total_kb(confined) == MEMORY_KB
     assert float(confined[-1].split()[0]) < 10
+
+
+def test_a_fresh_sysfs_is_masked_like_the_containers(engine: EngineHandle) -> None:
+    """A new sysfs mount would show /sys/firmware, which the container's own /sys masks."""
+    script = "mkdir -p /s && mount -t sysfs s /s && ls /s/firmware | wc -l"
+    assert int(in_control(engine, script, masked=True).stdout) > 0
+    assert in_eci(engine, script).lines == ["0"]
+
+
+def test_an_overlay_of_sys_is_refused(engine: EngineHandle) -> None:
+    """An overlay layer is a view of a directory without the mounts below it: /sys unmasked."""
+    script = "mkdir -p /o /e && mount -t overlay o -o lowerdir=/sys:/e /o && ls /o/firmware | wc -l"
+    assert int(in_control(engine, script, masked=True).stdout) > 0
+    refused = in_eci(engine, script)
+    assert refused.lines == []
+    assert MOUNT_DENIED in refused.stderr

@@ -106,3 +106,13 @@ def test_new_mount_api_is_not_available(
     mount_setattr changes mount flags, all past any vetting of mount(2)."""
     assert in_control(engine, call.script(), *probe_mount).lines in [[a] for a in call.control]
     assert in_eci(engine, call.script(), *probe_mount).lines == [f"errno={call.refusal}"]
+
+
+def test_a_runtime_mount_cannot_be_reached_from_outside_a_chroot(
+    engine: EngineHandle, probe_mount: list[str]
+) -> None:
+    """chroot without chdir leaves the cwd outside the new root; a relative umount2 then names
+    a mask the caller's mount table no longer shows. eci refuses what it cannot see."""
+    script = probe("chroot_umount", "proc/keys")
+    assert in_control(engine, script, *probe_mount, masked=True).lines == ["ok"]
+    assert in_eci(engine, script, *probe_mount).lines == ["errno=EPERM"]

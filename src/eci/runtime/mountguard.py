@@ -64,6 +64,13 @@ MASKED_PROC_FILES = (
 )
 MASKED_PROC_DIRS = ("acpi", "asound", "scsi")
 LXCFS_TYPE = "fuse.lxcfs"
+#: what a fresh procfs or sysfs gets, as the container's own have it: (where the container's
+#: own is mounted, lxcfs files bound from there, files masked with /dev/null, directories
+#: masked with an empty read-only tmpfs)
+FRESH_MASKS = {
+    "proc": ("/proc", LXCFS_PROC_FILES, MASKED_PROC_FILES, MASKED_PROC_DIRS),
+    "sysfs": ("/sys", ("devices/system/cpu/online",), (), ("firmware", "devices/virtual/powercap")),
+}
 
 
 class MountEntry:
@@ -204,6 +211,11 @@ class Guard:
             if other is not entry
         )
 
+    def covers_protected(self, place: Place) -> bool:
+        """Runtime mounts lie below this place: a view of it that skips them (a non-recursive
+        bind, an overlay layer) would show what they cover."""
+        return self._protected_below(place.path)
+
     def _protected_below(self, path: str) -> bool:
         return any(
             entry.path != path
@@ -287,3 +299,13 @@ def absolute_overlay_options(data: str, cwd: str) -> str:
             )
         options.append(f"{key}{sep}{value}")
     return ",".join(options)
+
+
+def overlay_layers(data: str) -> list[str]:
+    """The directories overlayfs options name (lower layers, upper and work dirs)."""
+    layers = []
+    for option in data.split(","):
+        key, sep, value = option.partition("=")
+        if sep and key in OVERLAY_DIRS and value:
+            layers += [part for part in value.split(":") if part]
+    return layers

@@ -24,6 +24,7 @@ from __future__ import annotations
 import array
 import contextlib
 import errno
+import fcntl
 import json
 import os
 import select
@@ -270,12 +271,15 @@ class Supervisor:
     def run(self, server: socket.socket) -> None:
         while True:
             for key, _ in self.selector.select(timeout=1.0 if self.exited_keepers else None):
-                if key.data == "accept":
-                    self.accept(server)
-                elif key.data == "helper":
-                    self.helped(key.fd)
-                else:
-                    self.notified(key.fd)
+                try:
+                    if key.data == "accept":
+                        self.accept(server)
+                    elif key.data == "helper":
+                        self.helped(key.fd)
+                    else:
+                        self.notified(key.fd)
+                except Exception as exc:  # one call's failure (EMFILE, fork) stops no other
+                    _log(f"supervisor: {key.data} on fd {key.fd}: {exc!r}")
             self._reap()
 
     def _reap(self) -> None:
@@ -350,8 +354,13 @@ class _Opened:
             return mountguard.parse_mountinfo(f.read())
 
     def place(self, fd: int, entries: dict[int, mountguard.MountEntry]) -> Place:
+        """Where an opened fd lies. A mount the caller's table does not show (outside its root,
+        reached through its cwd or an fd kept from before a chroot) cannot be vetted: refused."""
         path = os.readlink(str(fd), dir_fd=self.own_fds)  # as the caller's root sees it
-        return Place(path, entries.get(seccomp.mount_id(fd)))
+        entry = entries.get(seccomp.mount_id(fd))
+        if entry is None:
+            raise OSError(errno.EPERM, f"{path} lies outside the caller's root")
+        return Place(path, entry)
 
 
 def _help(listener: int, notif: seccomp.Notification, container_dir: str) -> int:
@@ -386,8 +395,6 @@ def _help(listener: int, notif: seccomp.Notification, container_dir: str) -> int
     record = os.open(
         os.path.join(container_dir, "protected"), os.O_RDWR | os.O_APPEND | os.O_CLOEXEC
     )
-    with os.fdopen(os.dup(record)) as f:
-        protected = set(f.read().splitlines())
     host_proc = os.open("/proc", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     root = os.open("root", os.O_PATH | os.O_CLOEXEC, dir_fd=proc)
     cwd = os.open("cwd", os.O_PATH | os.O_CLOEXEC, dir_fd=proc)
@@ -397,8 +404,16 @@ def _help(listener: int, notif: seccomp.Notification, container_dir: str) -> int
     own = {}
     for path in (source, target):
         if path is not None and path.startswith(OWN_PROC):
+            rest = path.split("/", 3)[3]
             try:
-                own[path] = os.open(path.split("/", 3)[3], os.O_PATH | os.O_CLOEXEC, dir_fd=proc)
+                if rest.startswith("fd/") and rest[3:].isdigit():  # an fd it holds already
+                    pidfd = os.pidfd_open(notif.pid)
+                    try:
+                        own[path] = seccomp.pidfd_getfd(pidfd, int(rest[3:]))
+                    finally:
+                        os.close(pidfd)
+                elif rest == "exe":  # the binary it runs (runc binds a copy of itself)
+                    own[path] = os.open("exe", os.O_PATH | os.O_CLOEXEC, dir_fd=proc)
             except OSError as exc:
                 return exc.errno or errno.ENOENT
     # A fresh procfs or sysfs is mounted as host root: from inside a user namespace the kernel
@@ -407,9 +422,12 @@ def _help(listener: int, notif: seccomp.Notification, container_dir: str) -> int
     # right after (`_virtualize_fresh_proc`); every other call is made as container root.
     as_host = syscall == "mount" and fstype in ("proc", "sysfs")
     as_host = as_host and mountguard.mount_kind(flags) == mountguard.NEW
-    mount_ns = None
+    late_ns = []
     if as_host:  # made detached in the host's mount namespace, where nothing is too revealing
-        mount_ns = os.open("ns/mnt", os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc)
+        late_ns = [
+            (os.open(name, os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc), kind)
+            for name, kind in (NAMESPACES[0], NAMESPACES[-1])
+        ]
     for name, kind in NAMESPACES[1:-1] if as_host else NAMESPACES:
         ns = os.open(name, os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc)
         try:
@@ -430,20 +448,22 @@ def _help(listener: int, notif: seccomp.Notification, container_dir: str) -> int
         # "self" in the host's procfs names this process as the host sees it
         own_fds = os.open("self/fd", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=host_proc)
         fresh = None
-        if mount_ns is not None:
+        if late_ns:
             assert fstype is not None
             options = None if data is None else data.decode("utf-8", "surrogateescape")
             fresh = mounts.fresh_mount(fstype, flags, options)
-            mounts.setns(mount_ns, NAMESPACES[0][1])
-        if not as_host:
-            with contextlib.suppress(OSError):
-                os.setresgid(0, 0, 0)
-                os.setresuid(0, 0, 0)
+            for ns, kind in late_ns:  # then container root, as for every other call
+                mounts.setns(ns, kind)
+        with contextlib.suppress(OSError):
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
         os.fchdir(root)
         os.chroot(".")
         os.fchdir(cwd)
         opened = _Opened(proc, own, cwd, own_fds)
         call = _Call(syscall, notif.pid, source, target, fstype, flags, data)
+        fcntl.flock(record, fcntl.LOCK_EX)  # one call of a container at a time, check to act
+        protected = set(os.pread(record, 1 << 24, 0).decode().splitlines())
         code = _perform(opened, call, protected, record, fresh)
     except BaseException as exc:
         _log(f"helper for {syscall} of pid {notif.pid}: {exc!r}")
@@ -506,8 +526,13 @@ def _perform(
         os.fchdir(own_fds)
         if fstype == "overlay" and data is not None and source_fd is None:
             cwd = os.readlink(str(opened.cwd), dir_fd=own_fds)
-            text = data.decode("utf-8", "surrogateescape")
-            data = mountguard.absolute_overlay_options(text, cwd).encode("utf-8", "surrogateescape")
+            text = mountguard.absolute_overlay_options(data.decode("utf-8", "surrogateescape"), cwd)
+            for layer in mountguard.overlay_layers(text):  # an overlay of /sys shows it unmasked
+                layer_place = opened.place(opened.open(layer), entries)
+                if guard.covers_protected(layer_place):
+                    _log(f"refused mount for pid {pid}: overlay layer {layer} would unmask")
+                    return errno.EPERM
+            data = text.encode("utf-8", "surrogateescape")
         if fresh is not None:
             from eci.runtime import mounts
 
@@ -515,9 +540,9 @@ def _perform(
         else:
             source_arg = source if source_fd is None else str(source_fd)
             _call_mount(source_arg, str(target_fd), fstype, flags, data)
-        if verdict.fresh_proc:
-            assert fresh is not None  # a procfs is always made detached first
-            return _virtualize_fresh_proc(opened, fresh, target, entries, record)
+        if fresh is not None:  # a fresh procfs or sysfs (made detached first)
+            assert fstype is not None
+            return _virtualize_fresh(opened, fresh, fstype, target, entries, record)
         return 0
     except OSError as exc:
         _log(f"{call}: {exc}")
@@ -592,39 +617,46 @@ def _call_umount(target: str, flags: int) -> None:
     mounts._check(mounts._libc.umount2(target.encode(), flags), "umount2")
 
 
-def _virtualize_fresh_proc(
-    opened: _Opened, fresh: int, target: str, before: dict[int, mountguard.MountEntry], record: int
+def _virtualize_fresh(
+    opened: _Opened,
+    fresh: int,
+    fstype: str,
+    target: str,
+    before: dict[int, mountguard.MountEntry],
+    record: int,
 ) -> int:
-    """Mask and virtualize a procfs the container just mounted at `target`, as its /proc is:
-    lxcfs files from the container's own /proc, /dev/null over the masked files, an empty
-    read-only tmpfs over the masked directories; then protect them. Undone if any step fails."""
+    """Mask and virtualize a procfs or sysfs the container just mounted at `target`, as its
+    own is (`mountguard.FRESH_MASKS`): lxcfs files from the container's own, /dev/null over
+    the masked files, an empty read-only tmpfs over the masked directories; then protect them.
+    Undone if any step fails."""
     own_fds = opened.own_fds
+    own, lxcfs_files, masked_files, masked_dirs = mountguard.FRESH_MASKS[fstype]
     os.fchdir(opened.cwd)
     try:
         entry = opened.entries().get(seccomp.mount_id(fresh))
-        if entry is None or entry.fstype != "proc" or entry.mount_id in before:
-            raise OSError(errno.EPERM, f"{target} is not the procfs just mounted")
+        if entry is None or entry.fstype != fstype or entry.mount_id in before:
+            raise OSError(errno.EPERM, f"{target} is not the {fstype} just mounted")
         null = opened.open("/dev/null")
         if os.fstat(null).st_rdev != NULL_DEVICE:
             raise OSError(errno.EPERM, "/dev/null is not the null device")
         steps: list[tuple[str | None, int, str | None, int]] = []
-        for name in mountguard.LXCFS_PROC_FILES:
-            source = opened.open(f"/proc/{name}")
+        for name in lxcfs_files:
+            source = opened.open(f"{own}/{name}")
             entry = before.get(seccomp.mount_id(source))
             if entry is None or entry.fstype != mountguard.LXCFS_TYPE:
-                raise OSError(errno.EPERM, f"/proc/{name} is not lxcfs's")
+                raise OSError(errno.EPERM, f"{own}/{name} is not lxcfs's")
             steps.append((str(source), _child(opened, fresh, name), None, mountguard.MS_BIND))
-        for name in mountguard.MASKED_PROC_FILES:
+        for name in masked_files:
             with contextlib.suppress(FileNotFoundError):
                 steps.append((str(null), _child(opened, fresh, name), None, mountguard.MS_BIND))
-        for name in mountguard.MASKED_PROC_DIRS:
+        for name in masked_dirs:
             with contextlib.suppress(FileNotFoundError):
                 child = _child(opened, fresh, name)
                 steps.append(("tmpfs", child, "tmpfs", mountguard.MS_RDONLY))
         os.fchdir(own_fds)
         targets = []
-        for source_arg, child, fstype, flags in steps:
-            _call_mount(source_arg, str(child), fstype, flags, b"size=0" if fstype else None)
+        for source_arg, child, step_type, flags in steps:
+            _call_mount(source_arg, str(child), step_type, flags, b"size=0" if step_type else None)
             targets.append(child)
         after = opened.entries()
         added = set()
@@ -638,7 +670,7 @@ def _virtualize_fresh_proc(
         os.write(record, "".join(f"{i}\n" for i in sorted(added)).encode())
         return 0
     except OSError as exc:
-        _log(f"could not virtualize a fresh procfs at {target}: {exc}; unmounting it")
+        _log(f"could not virtualize a fresh {fstype} at {target}: {exc}; unmounting it")
         os.fchdir(own_fds)
         with contextlib.suppress(OSError):
             _call_umount(str(fresh), MNT_DETACH)

@@ -161,14 +161,16 @@ def answer(listener: int, notif: seccomp.Notification, container_dir: str) -> in
             page,
         )
     data = layout.pack(*fields)
-    if not seccomp.is_valid(listener, notif.id):
-        return errno.ESRCH
     try:
         fd = os.open(f"/proc/{notif.pid}/mem", os.O_WRONLY | os.O_CLOEXEC)
-        try:
-            written = os.pwrite(fd, data, notif.args[0])
-        finally:
-            os.close(fd)
+    except OSError:
+        return errno.ESRCH
+    try:
+        if not seccomp.is_valid(listener, notif.id):  # opened the caller's, not a reused pid's
+            return errno.ESRCH
+        written = os.pwrite(fd, data, notif.args[0])
     except OSError:
         return errno.EFAULT
+    finally:
+        os.close(fd)
     return 0 if written == len(data) else errno.EFAULT

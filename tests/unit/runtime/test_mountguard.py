@@ -48,6 +48,7 @@ from eci.runtime.mountguard import (
     identities,
     identity,
     mount_kind,
+    overlay_layers,
     parse_mountinfo,
 )
 from eci.runtime.mountinfo import is_under
@@ -921,3 +922,17 @@ def test_identity_of_a_mount_stacked_on_the_root() -> None:
         "101 100 0:90 / /.old rw - tmpfs tmpfs rw\n"
     )
     assert identity(after[101], after) == identity(before[101], before)
+
+
+# --- overlay layers (an overlay of /sys would show it unmasked) ---
+
+
+def test_overlay_layers_names_every_directory() -> None:
+    data = "lowerdir=/a:/b,upperdir=/u,workdir=/w,xino=off,lowerdir+=/c,index"
+    assert overlay_layers(data) == ["/a", "/b", "/u", "/w", "/c"]
+
+
+def test_an_overlay_layer_above_runtime_mounts_covers_them() -> None:
+    checker, entries = guard()
+    assert checker.covers_protected(place(entries, "/proc"))
+    assert not checker.covers_protected(place(entries, "/proc/meminfo"))
