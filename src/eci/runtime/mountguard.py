@@ -19,7 +19,8 @@ Rules (what "immutable" means to a container):
   what it already is (a runc inside the container masks the same paths again);
 - a non-recursive bind of a tree with protected mounts below would copy the tree without them
   (an unmasked /proc): refused; a recursive bind copies them, and the copies keep the identity;
-- a fresh procfs is mounted, then masked and virtualized like the container's own (`FRESH_PROC`).
+- a fresh procfs or sysfs is mounted, then masked and virtualized like the container's own
+  (`FRESH_MASKS`).
 """
 
 from __future__ import annotations
@@ -163,18 +164,18 @@ def mount_kind(flags: int) -> str:
 
 
 class Verdict:
-    """`error` 0: perform the call; else refuse with that errno. `fresh_proc`: mask and
-    virtualize the procfs just mounted, as the container's own /proc is."""
+    """`error` 0: perform the call; else refuse with that errno. `fresh`: mask and
+    virtualize the procfs or sysfs just mounted, as the container's own are (FRESH_MASKS)."""
 
-    __slots__ = ("error", "fresh_proc", "reason")
+    __slots__ = ("error", "fresh", "reason")
 
-    def __init__(self, error: int = 0, reason: str = "", fresh_proc: bool = False) -> None:
+    def __init__(self, error: int = 0, reason: str = "", fresh: bool = False) -> None:
         self.error = error
         self.reason = reason
-        self.fresh_proc = fresh_proc
+        self.fresh = fresh
 
     def __repr__(self) -> str:
-        return f"Verdict(error={self.error}, reason={self.reason!r}, fresh_proc={self.fresh_proc})"
+        return f"Verdict(error={self.error}, reason={self.reason!r}, fresh={self.fresh})"
 
 
 PERFORM = Verdict()
@@ -258,8 +259,8 @@ class Guard:
                 return _refuse(f"non-recursive bind of {source.path} would unmask what is below")
             return self._cover(target, fstype, source)
         verdict = self._cover(target, fstype, None)
-        if verdict.error == 0 and fstype == "proc":
-            return Verdict(fresh_proc=True)
+        if verdict.error == 0 and fstype in FRESH_MASKS:
+            return Verdict(fresh=True)
         return verdict
 
     def _cover(self, target: Place, fstype: str | None, source: Place | None) -> Verdict:

@@ -54,8 +54,9 @@ NAMESPACES = (
     ("ns/pid", 0x20000000),
     ("ns/user", 0x10000000),
 )
-#: paths naming the caller's own /proc entries ("self" would be the helper): opened through
-#: its /proc/<tid> as host root, before the helper becomes the caller's root
+#: paths naming the caller's own /proc entries ("self" would be the helper): its fds (taken
+#: with pidfd_getfd) and its executable are opened beforehand; any other such path is
+#: resolved as container root, where "self" is the helper and grants nothing
 OWN_PROC = ("/proc/self/", "/proc/thread-self/")
 #: a helper that crashed answers this: fail closed
 HELPER_FAILED = 255
@@ -416,11 +417,11 @@ def _help(listener: int, notif: seccomp.Notification, container_dir: str) -> int
                     own[path] = os.open("exe", os.O_PATH | os.O_CLOEXEC, dir_fd=proc)
             except OSError as exc:
                 return exc.errno or errno.ENOENT
-    # A fresh procfs or sysfs is mounted as host root: from inside a user namespace the kernel
-    # wants one already "fully visible", and the container's are masked (by eci, on purpose).
-    # Only these two types, whose owner is the namespace's and not the mounter's, and masked
-    # right after (`_virtualize_fresh_proc`); every other call is made as container root.
-    as_host = syscall == "mount" and fstype in ("proc", "sysfs")
+    # A fresh procfs or sysfs is made (detached) as host root: from inside a user namespace the
+    # kernel wants one already "fully visible", and the container's are masked (by eci, on
+    # purpose). Only these two types, whose owner is the namespace's and not the mounter's;
+    # attached and masked as container root (`_virtualize_fresh`), like every other call.
+    as_host = syscall == "mount" and fstype in mountguard.FRESH_MASKS
     as_host = as_host and mountguard.mount_kind(flags) == mountguard.NEW
     late_ns = []
     if as_host:  # made detached in the host's mount namespace, where nothing is too revealing
@@ -540,7 +541,8 @@ def _perform(
         else:
             source_arg = source if source_fd is None else str(source_fd)
             _call_mount(source_arg, str(target_fd), fstype, flags, data)
-        if fresh is not None:  # a fresh procfs or sysfs (made detached first)
+        if verdict.fresh:
+            assert fresh is not None  # made detached before the check
             assert fstype is not None
             return _virtualize_fresh(opened, fresh, fstype, target, entries, record)
         return 0

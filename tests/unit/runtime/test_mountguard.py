@@ -135,12 +135,12 @@ def guard(*extra: str) -> tuple[Guard, dict[int, MountEntry]]:
 def assert_refused(verdict: Verdict, code: int = errno.EPERM) -> None:
     assert verdict.error == code, verdict
     assert verdict.reason
-    assert not verdict.fresh_proc
+    assert not verdict.fresh
 
 
-def assert_performed(verdict: Verdict, fresh_proc: bool = False) -> None:
+def assert_performed(verdict: Verdict, fresh: bool = False) -> None:
     assert verdict.error == 0, verdict
-    assert verdict.fresh_proc is fresh_proc
+    assert verdict.fresh is fresh
 
 
 # --- MountEntry and parse_mountinfo ---
@@ -753,20 +753,25 @@ def test_other_filesystems_over_a_protected_mount_are_refused(fstype: str | None
 
 
 @pytest.mark.parametrize("target", ["/mnt/scratch", "/tmp/p", "/proc/self/cwd"])
-def test_fresh_proc_elsewhere_is_performed_and_masked(target: str) -> None:
+def test_fresh_elsewhere_is_performed_and_masked(target: str) -> None:
     checker, entries = guard()
     verdict = checker.mount(MS_NOSUID | MS_NODEV | MS_NOEXEC, "proc", place(entries, target), None)
-    assert_performed(verdict, fresh_proc=True)
+    assert_performed(verdict, fresh=True)
 
 
-@pytest.mark.parametrize("fstype", ["tmpfs", "mqueue", "sysfs", "devpts"])
+@pytest.mark.parametrize("fstype", ["tmpfs", "mqueue", "devpts"])
 def test_other_new_mounts_elsewhere_are_performed(fstype: str) -> None:
     checker, entries = guard()
     assert_performed(checker.mount(0, fstype, place(entries, "/mnt/scratch"), None))
 
 
+def test_a_fresh_sysfs_is_masked_too() -> None:
+    checker, entries = guard()
+    assert_performed(checker.mount(0, "sysfs", place(entries, "/mnt/scratch"), None), fresh=True)
+
+
 def test_verdict_repr() -> None:
-    assert repr(Verdict(1, "x", True)) == "Verdict(error=1, reason='x', fresh_proc=True)"
+    assert repr(Verdict(1, "x", True)) == "Verdict(error=1, reason='x', fresh=True)"
 
 
 # --- hypothesis: random mount trees ---
@@ -891,10 +896,10 @@ def test_magic_move_of_a_mask_is_refused() -> None:
     assert_refused(verdict)
 
 
-def test_magic_fresh_proc_is_masked() -> None:
+def test_magic_fresh_is_masked() -> None:
     checker, entries = guard()
     verdict = checker.mount(MS_MGC_VAL, "proc", place(entries, "/mnt/scratch"), None)
-    assert_performed(verdict, fresh_proc=True)
+    assert_performed(verdict, fresh=True)
 
 
 def test_copy_of_a_protected_read_only_mount_stays_read_only() -> None:
