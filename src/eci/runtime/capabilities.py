@@ -20,9 +20,14 @@ def names_in_mask(mask: int) -> frozenset[str]:
     return frozenset(name for bit, name in enumerate(CAP_NAMES) if mask >> bit & 1)
 
 
+def capability_set(proc_status: str, kind: str) -> frozenset[str]:
+    """One set (`kind`: CapBnd, CapEff, …) from the text of /proc/<pid>/status."""
+    for line in proc_status.splitlines():
+        if line.startswith(f"{kind}:"):
+            return names_in_mask(int(line.split()[1], 16))
+    raise ValueError(f"no {kind} line in the status text")
+
+
 def bounding_set(proc_status: str) -> frozenset[str]:
     """The bounding set from the text of /proc/<pid>/status."""
-    for line in proc_status.splitlines():
-        if line.startswith("CapBnd:"):
-            return names_in_mask(int(line.split()[1], 16))
-    raise ValueError("no CapBnd line in the status text")
+    return capability_set(proc_status, "CapBnd")

@@ -275,8 +275,22 @@ def mount_overlay_as(
         os.close(cwd)
 
 
-def unmount(path: str | Path, detach: bool = False) -> None:
-    _check(_libc.umount2(os.fsencode(path), MNT_DETACH if detach else 0), f"umount {path}")
+def unmount(path: str | Path, detach: bool = False, flags: int = 0) -> None:
+    """umount2 with `flags` (MNT_DETACH added when `detach`)."""
+    flags |= MNT_DETACH if detach else 0
+    _check(_libc.umount2(os.fsencode(path), flags), f"umount {path}")
+
+
+def mount(
+    source: str | None, target: str, fstype: str | None, flags: int, data: bytes | None
+) -> None:
+    """mount(2) itself (the supervisor makes a container's calls with it)."""
+
+    def encode(text: str | None) -> bytes | None:
+        return None if text is None else text.encode("utf-8", "surrogateescape")
+
+    result = _libc.mount(encode(source), encode(target), encode(fstype), flags, data)
+    _check(result, f"mount {target}")
 
 
 def detach_all_under(root: str | Path) -> list[str]:

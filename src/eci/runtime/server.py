@@ -31,6 +31,7 @@ import sys
 import time
 
 from eci.runtime import main as shim
+from eci.runtime.process import serve_until_signalled
 
 CLIENT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "eci-runtime-client")
 HALVES = ("prepare", "cleanup")
@@ -116,10 +117,6 @@ def _dispatch(line: bytes, directory: str, listening: int) -> None:
             os._exit(0)
 
 
-def _stop(signum: int, frame: object) -> None:
-    raise SystemExit(0)
-
-
 def serve(state_dir: str) -> int:
     """Serve until SIGTERM: `<serverDir>/pid` appears once requests are read."""
     config = shim.RuntimeConfig.load(state_dir)
@@ -140,20 +137,15 @@ def serve(state_dir: str) -> int:
     os.mkfifo(requests, 0o600)
     listening = os.open(requests, os.O_RDWR | os.O_CLOEXEC)  # never sees EOF
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children reap themselves
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    with open(f"{pid_file}.tmp", "w") as f:
-        f.write(f"{os.getpid()}\n")
-    os.replace(f"{pid_file}.tmp", pid_file)
     pending = b""
     try:
-        while True:
-            pending += os.read(listening, 4096)
-            *lines, pending = pending.split(b"\n")
-            pending = pending[-4096:]  # a request is one short line
-            for line in lines:
-                _dispatch(line, directory, listening)
+        with serve_until_signalled(pid_file):
+            while True:
+                pending += os.read(listening, 4096)
+                *lines, pending = pending.split(b"\n")
+                pending = pending[-4096:]  # a request is one short line
+                for line in lines:
+                    _dispatch(line, directory, listening)
     finally:
-        for path in (pid_file, requests):
-            with contextlib.suppress(OSError):
-                os.unlink(path)
+        with contextlib.suppress(OSError):
+            os.unlink(requests)

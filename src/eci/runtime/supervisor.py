@@ -34,8 +34,10 @@ import socket
 import sys
 import time
 
-from eci.runtime import mountguard, seccomp, sysinfo
+from eci.runtime import mountguard, mounts, seccomp, sysinfo
+from eci.runtime.capabilities import capability_set
 from eci.runtime.mountguard import Guard, Place
+from eci.runtime.process import serve_until_signalled, start_ticks, write_atomic
 
 LISTENER = "listener.sock"
 CAP_SYS_ADMIN = 21
@@ -64,16 +66,6 @@ HELPER_FAILED = 255
 
 def _log(message: str) -> None:
     sys.stderr.write(f"{time.strftime('%H:%M:%S')} {message}\n")
-
-
-def _start_time(pid: int) -> str | None:
-    """Field 22 of /proc/<pid>/stat (None when gone or a zombie): pid plus this names a process."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rpartition(")")[2].split()
-    except OSError:
-        return None
-    return None if fields[0] in ("Z", "X") else fields[19]
 
 
 # --- keepers: a listener outlives the supervisor ---
@@ -132,7 +124,7 @@ class Supervisor:
                 with open(path) as f:
                     container_id, fd_text, started = f.read().split()
                 pid = int(name)
-                if _start_time(pid) != started:
+                if str(start_ticks(pid)) != started:
                     raise ProcessLookupError(pid)
                 pidfd = os.pidfd_open(pid)
                 try:
@@ -193,9 +185,8 @@ class Supervisor:
                 with open(f"/proc/{pid}/mountinfo") as f:
                     entries = mountguard.parse_mountinfo(f.read())
                 os.makedirs(directory, mode=0o700, exist_ok=True)
-                with open(f"{protected}.tmp", "w") as f:
-                    f.write("".join(f"{i}\n" for i in sorted(mountguard.identities(entries))))
-                os.replace(f"{protected}.tmp", protected)
+                identities = sorted(mountguard.identities(entries))
+                write_atomic(protected, "".join(f"{i}\n" for i in identities))
             with open(os.path.join(directory, "init"), "w") as f:
                 f.write(f"{init_pid or pid}\n")
         except OSError as exc:  # gone already: its calls fail with ENOSYS once fd is closed
@@ -205,11 +196,9 @@ class Supervisor:
         keeper = os.fork()
         if keeper == 0:
             _keep(fd)
-        started = _start_time(keeper) or "0"
+        started = start_ticks(keeper) or 0
         path = os.path.join(self.keepers_dir, str(keeper))
-        with open(f"{path}.tmp", "w") as f:
-            f.write(f"{container_id} {fd} {started}\n")
-        os.replace(f"{path}.tmp", path)
+        write_atomic(path, f"{container_id} {fd} {started}\n")
         self._watch(fd, container_id, keeper)
         _log(f"registered {container_id} pid {pid} (keeper {keeper})")
 
@@ -313,10 +302,7 @@ def _valid_id(container_id: str) -> bool:
 def _cap_sys_admin(proc: int) -> bool:
     fd = os.open("status", os.O_RDONLY, dir_fd=proc)
     with os.fdopen(fd) as f:
-        for line in f:
-            if line.startswith("CapEff:"):
-                return bool(int(line.split()[1], 16) >> CAP_SYS_ADMIN & 1)
-    return False
+        return "CAP_SYS_ADMIN" in capability_set(f.read(), "CapEff")
 
 
 class _Opened:
@@ -399,8 +385,6 @@ def _help(listener: int, notif: seccomp.Notification, container_dir: str) -> int
     host_proc = os.open("/proc", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     root = os.open("root", os.O_PATH | os.O_CLOEXEC, dir_fd=proc)
     cwd = os.open("cwd", os.O_PATH | os.O_CLOEXEC, dir_fd=proc)
-    from eci.runtime import mounts
-
     # All of them: a procfs, sysfs, mqueue or cgroup mount belongs to the mounter's namespaces.
     own = {}
     for path in (source, target):
@@ -535,12 +519,10 @@ def _perform(
                     return errno.EPERM
             data = text.encode("utf-8", "surrogateescape")
         if fresh is not None:
-            from eci.runtime import mounts
-
             mounts.attach(fresh, target_fd)
         else:
             source_arg = source if source_fd is None else str(source_fd)
-            _call_mount(source_arg, str(target_fd), fstype, flags, data)
+            mounts.mount(source_arg, str(target_fd), fstype, flags, data)
         if verdict.fresh:
             assert fresh is not None  # made detached before the check
             assert fstype is not None
@@ -563,7 +545,7 @@ def _umount(opened: _Opened, target: str, flags: int, protected: set[str], pid: 
             _log(f"refused umount2 for pid {pid}: {verdict.reason}")
             return verdict.error
         os.fchdir(opened.own_fds)
-        _call_umount(str(target_fd), flags & ~UMOUNT_NOFOLLOW)
+        mounts.unmount(str(target_fd), flags=flags & ~UMOUNT_NOFOLLOW)
         return 0
     path = os.readlink(str(target_fd), dir_fd=opened.own_fds)
     parent, name = os.path.split(path)
@@ -584,7 +566,7 @@ def _umount(opened: _Opened, target: str, flags: int, protected: set[str], pid: 
         return verdict.error
     opened.close(keep=parent_fd)
     os.fchdir(parent_fd)
-    _call_umount(name, flags | UMOUNT_NOFOLLOW)
+    mounts.unmount(name, flags=flags | UMOUNT_NOFOLLOW)
     return 0
 
 
@@ -599,24 +581,6 @@ def _read_data(mem: int, address: int) -> bytes | None:
     """mount(2)'s data: a string for the filesystems a container can mount."""
     text = seccomp.read_string(mem, address)
     return None if text is None else text.encode("utf-8", "surrogateescape")
-
-
-def _call_mount(
-    source: str | None, target: str, fstype: str | None, flags: int, data: bytes | None
-) -> None:
-    from eci.runtime import mounts
-
-    def enc(text: str | None) -> bytes | None:
-        return None if text is None else text.encode("utf-8", "surrogateescape")
-
-    result = mounts._libc.mount(enc(source), enc(target), enc(fstype), flags, data)
-    mounts._check(result, "mount")
-
-
-def _call_umount(target: str, flags: int) -> None:
-    from eci.runtime import mounts
-
-    mounts._check(mounts._libc.umount2(target.encode(), flags), "umount2")
 
 
 def _virtualize_fresh(
@@ -658,7 +622,8 @@ def _virtualize_fresh(
         os.fchdir(own_fds)
         targets = []
         for source_arg, child, step_type, flags in steps:
-            _call_mount(source_arg, str(child), step_type, flags, b"size=0" if step_type else None)
+            size = b"size=0" if step_type else None
+            mounts.mount(source_arg, str(child), step_type, flags, size)
             targets.append(child)
         after = opened.entries()
         added = set()
@@ -675,7 +640,7 @@ def _virtualize_fresh(
         _log(f"could not virtualize a fresh {fstype} at {target}: {exc}; unmounting it")
         os.fchdir(own_fds)
         with contextlib.suppress(OSError):
-            _call_umount(str(fresh), MNT_DETACH)
+            mounts.unmount(str(fresh), detach=True)
         return errno.EPERM
 
 
@@ -686,10 +651,6 @@ def _child(opened: _Opened, directory: int, name: str) -> int:
     return fd
 
 
-def _stop(signum: int, frame: object) -> None:
-    raise SystemExit(0)
-
-
 def serve(state_dir: str) -> int:
     """Supervise until SIGTERM: `<supervisorDir>/pid` appears once the socket listens."""
     from eci.runtime.main import RuntimeConfig
@@ -697,16 +658,7 @@ def serve(state_dir: str) -> int:
     directory = RuntimeConfig.load(state_dir).supervisor_dir
     supervisor = Supervisor(directory)
     server = supervisor.start()
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    pid_file = os.path.join(directory, "pid")
-    with open(f"{pid_file}.tmp", "w") as f:
-        f.write(f"{os.getpid()}\n")
-    os.replace(f"{pid_file}.tmp", pid_file)
     _log(f"supervising mounts on {os.path.join(directory, LISTENER)}")
-    try:
+    with serve_until_signalled(os.path.join(directory, "pid")):
         supervisor.run(server)
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(pid_file)
     return 0

@@ -16,6 +16,7 @@ import os
 import struct
 
 from eci.runtime import seccomp
+from eci.runtime.process import start_ticks
 
 #: struct sysinfo: long uptime; unsigned long loads[3], totalram, freeram, sharedram,
 #: bufferram, totalswap, freeswap; unsigned short procs, pad; unsigned long totalhigh,
@@ -92,12 +93,13 @@ def tasks(paths: dict[str, str]) -> int | None:
 
 def uptime_of(pid: int) -> int | None:
     """Seconds since process `pid` started (the container's init: its uptime)."""
+    started = start_ticks(pid)
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            started = int(f.read().rpartition(")")[2].split()[19])
         with open("/proc/uptime") as f:
             host = float(f.read().split()[0])
     except (OSError, ValueError, IndexError):
+        return None
+    if started is None:
         return None
     return max(0, int(host - started / os.sysconf("SC_CLK_TCK")))
 

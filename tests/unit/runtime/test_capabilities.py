@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from eci.runtime.capabilities import CAP_NAMES, bounding_set, names_in_mask
+from eci.runtime.capabilities import CAP_NAMES, bounding_set, capability_set, names_in_mask
 
 THIS_HOST = "Name:\tx\nCapBnd:\t000001fffeffffff\n"  # every capability but CAP_SYS_RESOURCE
 
@@ -34,3 +34,9 @@ def test_numbering_matches_the_kernel() -> None:
 def test_missing_line_is_an_error() -> None:
     with pytest.raises(ValueError, match="CapBnd"):
         bounding_set("Name:\tx\n")
+
+
+def test_capability_set_reads_any_line() -> None:
+    status = "CapEff:\t0000000000200000\nCapBnd:\t0000000000000001\n"
+    assert capability_set(status, "CapEff") == {"CAP_SYS_ADMIN"}
+    assert capability_set(status, "CapBnd") == bounding_set(status) == {"CAP_CHOWN"}
