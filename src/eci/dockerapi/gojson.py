@@ -48,6 +48,8 @@ class AmbiguousBody(BodyError):
 
 def fold(key: str) -> str:
     """Go's case folding of a field name, reduced to what can match an ASCII field name."""
+    if key.isascii():  # nearly every key: a policy decision looks up dozens per request
+        return key.lower()
     return "".join(_GO_FOLDS.get(c, c.lower() if c.isascii() else c) for c in key)
 
 
