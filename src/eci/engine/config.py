@@ -11,6 +11,7 @@ Design choices that keep a host's own Docker undisturbed:
 from __future__ import annotations
 
 import json
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,10 +50,8 @@ def dockerd_config(layout: EngineLayout, options: EngineOptions) -> str:
         "storage-driver": "overlay2",
         "shutdown-timeout": 10,
         "runtimes": {
-            RUNTIME_NAME: {
-                "path": str(options.runtime_path),
-                "runtimeArgs": ["--eci-state", str(layout.state_dir)],
-            }
+            # no runtimeArgs: dockerd would put a shell script of its own in front of each call
+            RUNTIME_NAME: {"path": str(layout.runtime_launcher)},
         },
         "default-runtime": RUNTIME_NAME if options.eci_enabled else "runc",
         "registry-mirrors": [f"http://{options.registry_address}"],
@@ -76,11 +75,9 @@ def host_paths(layout: EngineLayout) -> HostPaths:
     )
 
 
-def runtime_config(layout: EngineLayout) -> str:
-    """runtime.conf: what the runtime shim needs to know about its engine, as `key=value` lines
-    (the shim reads it on every create and delete, and json would double its start-up)."""
+def _runtime_values(layout: EngineLayout) -> dict[str, str]:
     paths = host_paths(layout)
-    values = {
+    return {
         "dockerDataRoot": str(layout.docker_data_root),
         "runtimeDir": str(layout.runtime_dir),
         "rootfsDir": str(layout.rootfs_dir),
@@ -96,7 +93,38 @@ def runtime_config(layout: EngineLayout) -> str:
         "supervisorDir": str(layout.supervisor_dir),
         "lxcfsDir": str(layout.lxcfs_dir),
     }
-    return "".join(f"{key}={value}\n" for key, value in values.items())
+
+
+def runtime_config(layout: EngineLayout) -> str:
+    """runtime.conf: what the runtime shim needs to know about its engine, as `key=value` lines
+    (the shim reads it on every create and delete, and json would double its start-up)."""
+    return "".join(f"{key}={value}\n" for key, value in _runtime_values(layout).items())
+
+
+#: runtime.conf keys the dispatcher itself needs, as the shell variables it reads them into
+_DISPATCHER_VARIABLES = {
+    "runtimeDir": "runtime_dir",
+    "rootfsDir": "rootfs_dir",
+    "serverDir": "server_dir",
+    "backend": "backend",
+}
+
+
+def runtime_launcher(layout: EngineLayout, dispatcher: Path) -> str:
+    """The engine's runtime as dockerd runs it (sh): the values the dispatcher needs, then the
+    dispatcher itself, sourced. One shell per runtime call and no runtime.conf to parse."""
+    values = _runtime_values(layout)
+    lines = [
+        "#!/bin/sh",
+        f"# eci's runtime for the engine at {layout.state_dir}, registered with its dockerd",
+        f"# as {RUNTIME_NAME}. Written by `eci up` from the same values as runtime.conf.",
+        "eci_launcher=1",
+        f"state={shlex.quote(str(layout.state_dir))}",
+        f"here={shlex.quote(str(dispatcher.parent))}",
+        *(f"{var}={shlex.quote(values[key])}" for key, var in _DISPATCHER_VARIABLES.items()),
+        f". {shlex.quote(str(dispatcher))}",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def containerd_config(layout: EngineLayout) -> str:

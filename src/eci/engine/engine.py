@@ -31,6 +31,7 @@ from eci.engine.config import (
     dockerd_config,
     registry_config,
     runtime_config,
+    runtime_launcher,
 )
 from eci.engine.layout import RANGES_DIR, EngineLayout
 from eci.engine.state import EngineState, load_state, save_state, write_atomic
@@ -281,6 +282,7 @@ def _write_configs(layout: EngineLayout, state: EngineState, settings: Effective
     write_atomic(layout.registry_config, registry_config(layout, state.registry_address))
     write_atomic(layout.dockerd_config, dockerd_config(layout, options))
     write_atomic(layout.runtime_config, runtime_config(layout))
+    write_atomic(layout.runtime_launcher, runtime_launcher(layout, options.runtime_path), 0o755)
     write_atomic(
         layout.settings_snapshot, json.dumps(settings.to_json(), indent=2, sort_keys=True) + "\n"
     )

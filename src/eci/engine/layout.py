@@ -95,6 +95,11 @@ class EngineLayout:
         return self.config_dir / "runtime.conf"
 
     @property
+    def runtime_launcher(self) -> Path:
+        """What dockerd runs as the eci runtime: the engine's values, then the dispatcher."""
+        return self.config_dir / "sysbox-runc"
+
+    @property
     def audit_log(self) -> Path:
         """JSON lines, one per request the proxy refused (root only)."""
         return self.log_dir / "audit.jsonl"

@@ -2,7 +2,7 @@
 
     eci-runtime [--eci-state DIR] [runc global flags] COMMAND [flags] [CONTAINER-ID]
 
-`--eci-state` comes from the runtime's `runtimeArgs` in daemon.json and names the engine;
+`--eci-state` names the engine (the dispatcher adds it for the Python half);
 it is stripped before runc sees the arguments.
 """
 

@@ -70,12 +70,7 @@ def test_dockerd_config_keeps_to_private_paths(layout: EngineLayout) -> None:
 def test_default_runtime_follows_eci_setting(enabled: bool, default: str) -> None:
     config = json.loads(dockerd_config(LAYOUTS[1], _options(enabled)))
     assert config["default-runtime"] == default
-    assert config["runtimes"] == {
-        "sysbox-runc": {
-            "path": "/opt/eci/eci-runtime",
-            "runtimeArgs": ["--eci-state", str(LAYOUTS[1].state_dir)],
-        }
-    }
+    assert config["runtimes"] == {"sysbox-runc": {"path": str(LAYOUTS[1].runtime_launcher)}}
 
 
 def test_runtime_config_names_private_dirs_and_the_shared_range_store() -> None:
