@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -173,6 +173,19 @@ def engine_under_test(prefix: str) -> Iterator[EngineHandle]:
 
 
 RANGES_DIR = Path("/var/lib/eci/ranges")
+#: how long a container's cleanup may take after its delete returned (it is not waited for)
+CLEANUP_TIMEOUT = 10.0
+
+
+def eventually(check: Callable[[], bool], timeout: float = CLEANUP_TIMEOUT) -> bool:
+    """`check()` became true within `timeout` seconds: for what eci finishes after a command
+    returned (a container's cleanup runs after its delete has answered)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def live_ranges(layout: EngineLayout) -> dict[str, str]:

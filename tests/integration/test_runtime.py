@@ -19,7 +19,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.support import TEST_USER, EngineHandle, live_ranges, run, uid_map, user_owned_dir
+from tests.support import (
+    TEST_USER,
+    EngineHandle,
+    eventually,
+    live_ranges,
+    run,
+    uid_map,
+    user_owned_dir,
+)
 
 from eci.errors import restricted_mount_message
 from eci.requester import REQUESTER_LABEL
@@ -119,7 +127,7 @@ def test_running_containers_get_disjoint_ranges_released_on_removal(engine: Engi
         assert len(live_ranges(engine.layout)) == len(before) + 3
     finally:
         engine.docker("rm", "-f", *names, direct=True)
-    assert live_ranges(engine.layout) == before
+    assert eventually(lambda: live_ranges(engine.layout) == before)  # cleanups run after rm
 
 
 # 3. root filesystem
@@ -425,7 +433,7 @@ def test_host_namespaces_are_refused(engine: EngineHandle, option: str, message:
         )
         assert refused.returncode != 0
         assert message in refused.stderr
-    assert live_ranges(engine.layout) == before
+    assert eventually(lambda: live_ranges(engine.layout) == before)
 
 
 # runc-compatible CLI: the commands the shim passes straight to runc
@@ -450,8 +458,8 @@ def test_exec_pause_top_update_restart_keep_working(engine: EngineHandle) -> Non
         assert uid_map(engine.docker("exec", name, "cat", "/proc/self/uid_map").stdout)[2] == 65536
     finally:
         engine.docker("rm", "-f", name)
-    assert (engine.layout.runtime_dir / cid).exists() is False
-    assert (engine.layout.rootfs_dir / cid).exists() is False
+    assert eventually(lambda: not (engine.layout.runtime_dir / cid).exists())
+    assert eventually(lambda: not (engine.layout.rootfs_dir / cid).exists())
 
 
 def test_symlink_planted_in_a_volume_cannot_redirect_an_idmapped_bind(engine: EngineHandle) -> None:

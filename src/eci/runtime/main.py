@@ -14,13 +14,17 @@ import time
 
 from eci.errors import EciError, RuntimeShimError
 from eci.runtime import invocation, staging
+from eci.runtime.containerlock import ContainerLock
 from eci.runtime.ranges import Pool, RangeStore
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from collections.abc import Callable
+    from typing import Any, TextIO
 
 SUBID_USER = "eci"
+#: where errors are written as well (the runtime server's log: nobody waits for a cleanup's)
+also_log_to: TextIO | None = None
 NS_PROC_NAMES = {
     "network": "net",
     "mount": "mnt",
@@ -72,7 +76,7 @@ class RuntimeConfig:
         if not state_dir:
             raise RuntimeShimError(
                 "eci runtime: missing --eci-state (register the runtime with "
-                "`eci up`, which passes it in runtimeArgs)"
+                "`eci up`, whose launcher passes it)"
             )
         path = os.path.join(state_dir, "config", "runtime.conf")
         try:
@@ -80,6 +84,19 @@ class RuntimeConfig:
             return cls(values)
         except (OSError, KeyError) as exc:
             raise RuntimeShimError(f"eci runtime: cannot read {path}: {exc}") from exc
+
+
+#: user namespaces mapping 0..65535 onto a range (base -> fd), made once by the runtime
+#: server for the lowest ranges, the ones allocation hands out first: a new one costs a fork
+userns_made: dict[int, int] = {}
+
+
+def _userns(base: int) -> int:
+    """A user namespace (fd) mapping 0..65535 onto the range at `base`, to idmap mounts."""
+    from eci.runtime.mounts import userns_fd
+
+    made = userns_made.get(base)
+    return os.dup(made) if made is not None else userns_fd(base)
 
 
 def _pool() -> Pool:
@@ -226,9 +243,7 @@ def prepare(inv: invocation.Invocation) -> RuntimeConfig:
     error propagates."""
     import json
 
-    from eci.runtime.capabilities import bounding_set
-    from eci.runtime.mounts import userns_fd, userns_with_maps
-    from eci.runtime.spec import SpecContext, plan_mounts, refuse_host_namespaces, transform
+    from eci.runtime.spec import SpecContext, refuse_host_namespaces
 
     container_id = _container_id(inv)
     config = RuntimeConfig.load(inv.eci_state)
@@ -242,32 +257,61 @@ def prepare(inv: invocation.Invocation) -> RuntimeConfig:
     owner = _owner(inv, container_id)
     if os.path.isdir(owner):  # runc knows it: never touch a live container's mounts or range
         raise RuntimeShimError(f"eci runtime: container {container_id!r} already exists")
+    # absolute paths stay as they are; dockerd's overlay starts coming down (see DockerdRootfs)
+    dockerd_rootfs = staging.DockerdRootfs(
+        os.path.realpath(os.path.join(bundle, spec["root"]["path"])), config.docker_data_root
+    )
+    try:
+        with _container_lock(config, container_id) as lock:
+            try:
+                return _prepare_staged(inv, config, spec, host_paths, owner, dockerd_rootfs)
+            except BaseException:
+                lock.remove()  # undone: nothing of the container is staged
+                raise
+    finally:
+        dockerd_rootfs.wait()
+
+
+def _prepare_staged(
+    inv: invocation.Invocation,
+    config: RuntimeConfig,
+    spec: dict[str, Any],
+    host_paths: frozenset[str],
+    owner: str,
+    dockerd_rootfs: staging.DockerdRootfs,
+) -> RuntimeConfig:
+    """prepare, from allocating the range on (dockerd's overlay coming down meanwhile):
+    everything it does is undone if it fails."""
+    import json
+
+    from eci.runtime.capabilities import bounding_set
+    from eci.runtime.mounts import userns_with_maps
+    from eci.runtime.spec import SpecContext, plan_mounts, transform
+
+    container_id = _container_id(inv)
+    spec_path = os.path.join(os.path.realpath(inv.bundle), "config.json")
     stage = os.path.join(config.runtime_dir, container_id)
     rootfs = os.path.join(config.rootfs_dir, container_id)
     # Leftovers of an attempt that was killed mid-create (runc never knew the container).
-    for path in (rootfs, stage):
-        if os.path.lexists(path):
-            staging.unstage(path)
+    leftovers = [path for path in (rootfs, stage) if os.path.lexists(path)]
+    if leftovers:
+        staging.unstage(*leftovers)
     pool = _pool()
     store = RangeStore(config.ranges_dir, pool)
     base = store.allocate(owner, is_live=os.path.isdir)
     try:
-        os.makedirs(config.runtime_dir, mode=0o700, exist_ok=True)
         os.mkdir(stage, 0o700)
         plans = plan_mounts(spec, config.docker_data_root, container_id)
         requester = None
         if any(not plan.idmap for plan in plans):  # host paths: mapped for the requester
             requester = _requester(config.docker_data_root, container_id, pool)
-        userns = userns_fd(base)
+        userns = _userns(base)
         requester_userns = None
         try:
             if requester is not None:
                 uid, gid = requester
                 requester_userns = userns_with_maps(f"{uid} {base} 1", f"{gid} {base} 1")
-            root = os.path.join(bundle, spec["root"]["path"])  # absolute paths stay as they are
-            staging.stage_rootfs(
-                os.path.realpath(root), config.docker_data_root, stage, rootfs, base, userns
-            )
+            staging.stage_rootfs(dockerd_rootfs, stage, rootfs, base, userns)
             staged = staging.stage_binds(
                 plans,
                 stage,
@@ -304,21 +348,31 @@ def prepare(inv: invocation.Invocation) -> RuntimeConfig:
 
 
 def _unstage_and_release(config: RuntimeConfig, owner: str, container_id: str) -> None:
-    staging.unstage(os.path.join(config.rootfs_dir, container_id))
-    staging.unstage(os.path.join(config.runtime_dir, container_id))
+    rootfs, stage = (os.path.join(d, container_id) for d in (config.rootfs_dir, config.runtime_dir))
+    staging.unstage(rootfs, stage)
     RangeStore(config.ranges_dir, _pool()).release(owner)
 
 
-def cleanup(inv: invocation.Invocation) -> int:
+def cleanup(inv: invocation.Invocation, locked: Callable[[], None] | None = None) -> int:
     """After runc's delete, or a failed runc create: once runc no longer knows the container,
     detach its staged mounts and release its range. A container runc still knows is left
-    alone (its delete will come)."""
+    alone (its delete will come). `locked` is called once the container's lock is held (the
+    runtime server then lets the client go: whatever comes next for it waits for the lock)."""
     container_id = _container_id(inv)
     config = RuntimeConfig.load(inv.eci_state)
     owner = _owner(inv, container_id)
-    if not os.path.isdir(owner):
-        _unstage_and_release(config, owner, container_id)
+    with _container_lock(config, container_id) as lock:
+        if locked is not None:
+            locked()
+        if not os.path.isdir(owner):
+            _unstage_and_release(config, owner, container_id)
+            lock.remove()
     return 0
+
+
+def _container_lock(config: RuntimeConfig, container_id: str) -> ContainerLock:
+    os.makedirs(config.runtime_dir, mode=0o700, exist_ok=True)
+    return ContainerLock(config.runtime_dir, container_id)
 
 
 def create(inv: invocation.Invocation) -> int:
@@ -355,14 +409,16 @@ def _log_error(inv: invocation.Invocation | None, message: str) -> None:
             f.write(line + "\n")
     else:
         sys.stderr.write(line + "\n")
+    if also_log_to is not None:
+        also_log_to.write(message + "\n")
 
 
-def _handle(inv: invocation.Invocation, half: str | None) -> int:
+def _handle(inv: invocation.Invocation, half: str | None, locked: Callable[[], None] | None) -> int:
     if half == "prepare":
         prepare(inv)
         return 0
     if half == "cleanup":
-        return cleanup(inv)
+        return cleanup(inv, locked)
     if half is None and inv.command in ("create", "run"):
         return create(inv)
     if half is None and inv.command == "delete":
@@ -370,14 +426,15 @@ def _handle(inv: invocation.Invocation, half: str | None) -> int:
     raise RuntimeShimError(f"eci runtime: {inv.command!r} is not handled by the shim")
 
 
-def main(argv: list[str], half: str | None = None) -> int:
+def main(argv: list[str], half: str | None = None, locked: Callable[[], None] | None = None) -> int:
     """Run a runc command line (create/run/delete), or only eci's half of one: "prepare"
     (create without runc) or "cleanup" (after runc's delete or a failed create). The halves
-    are what the runtime server runs, and what the dispatcher falls back to without it."""
+    are what the runtime server runs, and what the dispatcher falls back to without it;
+    `locked`: see `cleanup`."""
     inv = None
     try:
         inv = invocation.parse(argv)
-        return _handle(inv, half)
+        return _handle(inv, half, locked)
     except _BackendFailed as failed:
         return failed.code
     except (EciError, OSError, ValueError) as exc:

@@ -37,5 +37,6 @@ def is_under(path: str, root: str | os.PathLike[str]) -> bool:
     return path == (root_s or "/") or path.startswith(root_s + "/")
 
 
-def mounts_under(root: str | os.PathLike[str], mountinfo: str | None = None) -> list[str]:
-    return [m for m in mount_points(mountinfo) if is_under(m, root)]
+def mounts_under(*roots: str | os.PathLike[str], mountinfo: str | None = None) -> list[str]:
+    """The mount points at or below any of `roots` (one read of mountinfo for all)."""
+    return [m for m in mount_points(mountinfo) if any(is_under(m, root) for root in roots)]

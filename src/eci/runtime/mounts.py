@@ -293,15 +293,15 @@ def mount(
     _check(result, f"mount {target}")
 
 
-def detach_all_under(root: str | Path) -> list[str]:
-    """Lazily unmount every mount at or below `root`, deepest first (stacked mounts on one
-    point need several passes); returns what was detached. Nothing outside `root` is touched."""
+def detach_all_under(*roots: str | Path) -> list[str]:
+    """Lazily unmount every mount at or below any of `roots`, deepest first (stacked mounts on
+    one point need several passes); returns what was detached. Nothing outside is touched."""
     detached: list[str] = []
     for _ in range(8):
-        points = sorted(set(mounts_under(root)), key=lambda p: p.count("/"), reverse=True)
+        points = set(mounts_under(*roots))
         if not points:
             break
-        for point in points:
+        for point in sorted(points, key=lambda p: p.count("/"), reverse=True):
             try:
                 unmount(point, detach=True)
             except OSError:

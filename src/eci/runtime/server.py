@@ -10,16 +10,17 @@ fds. Without a running server the dispatcher runs the same code in a fresh inter
 server changes the speed of a start, never what is checked.
 
 Protocol, all under the root-only `serverDir` of runtime.conf:
-- the client makes the FIFO `replies/<its pid>` and writes `<half> <its pid>\\n` to the FIFO
-  `requests` (one write under PIPE_BUF: atomic among concurrent clients);
-- the server forks; the child reads the client's exact argv from `/proc/<pid>/cmdline`
-  (`bash eci-runtime-client SERVER_DIR BACKEND COMMAND ARGS…`: nothing to quote or escape) and runs
-  in its cwd, so the command line means what it means to runc;
-- the child removes `replies/<pid>`, writes its own pid to it (the client watches that the
-  worker lives), runs the half and writes the exit code. Errors go where runc logs (`--log`),
-  where containerd reads them; the server's log gets a line per half with its duration. A
-  client gone before its request is taken up gets nothing done; one gone before a prepare's
-  answer gets its staging undone: nobody will run runc for it.
+- the client holds a pipe open read-write (fd N) and writes `<half> <its pid> <N>\\n` to the
+  FIFO `requests` (one write under PIPE_BUF: atomic among concurrent clients);
+- the server forks; the child opens `/proc/<pid>/fd/<N>` (a pipe, or nothing is done), reads
+  the client's exact argv from `/proc/<pid>/cmdline` (`bash eci-runtime-client SERVER_DIR
+  BACKEND COMMAND ARGS…`: nothing to quote or escape; anything else gets no answer) and runs in
+  its cwd, so the command line means what it means to runc;
+- the child writes its own pid to the pipe (the client watches that the worker lives), runs
+  the half and writes the exit code. Errors go where runc logs (`--log`), where containerd
+  reads them; the server's log gets a line per half with its duration. A client gone before
+  its request is taken up gets nothing done; one gone before a prepare's answer gets its
+  staging undone: nobody will run runc for it.
 """
 
 from __future__ import annotations
@@ -27,24 +28,43 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import stat
 import sys
 import time
 
+from eci.errors import RuntimeShimError
 from eci.runtime import main as shim
 from eci.runtime.process import serve_until_signalled
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 CLIENT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "eci-runtime-client")
 HALVES = ("prepare", "cleanup")
+#: ranges whose user namespace the server makes ahead (allocation takes the lowest free)
+USERNS_MADE = 32
+#: seconds a stopping server gives the halves under way
+WORKER_GRACE = 10.0
 #: argv[0:5] of a client: bash, the client script, the server dir, the backend, the command
 CLIENT_PREFIX = 5
 
 
 def _preload() -> None:
-    """Import everything a half imports, so a forked child imports nothing."""
+    """Import everything a half imports, so a forked child imports nothing, and make the user
+    namespaces of the lowest ranges once (see main.userns_made)."""
     import ctypes  # noqa: F401
     import json  # noqa: F401
 
     from eci.runtime import capabilities, mounts, spec, staging  # noqa: F401
+
+    try:
+        pool = shim._pool()
+        for slot in range(min(USERNS_MADE, pool.slots)):
+            base = pool.base(slot)
+            shim.userns_made[base] = mounts.userns_fd(base)
+    except (OSError, RuntimeShimError) as exc:  # each create then makes its own
+        sys.stderr.write(f"eci runtime server: no user namespaces made ahead: {exc}\n")
 
 
 def _client_argv(pid: int) -> list[str]:
@@ -56,65 +76,107 @@ def _client_argv(pid: int) -> list[str]:
     return argv[CLIENT_PREFIX:]
 
 
-def _run_half(half: str, pid: int) -> tuple[int, list[str] | None]:
-    """Run `half` of client `pid`'s command line, in its cwd; (exit code, its argv)."""
-    argv = None
+def _run_half(half: str, pid: int, argv: list[str], locked: Callable[[], None]) -> int:
+    """Run `half` of client `pid`'s command line `argv`, in its cwd."""
     started = time.monotonic()
     try:
-        argv = _client_argv(pid)
         os.chdir(os.readlink(f"/proc/{pid}/cwd"))
-        code = shim.main(argv, half=half)
-    except Exception as exc:  # the client's process is gone or not ours: refuse
+        code = shim.main(argv, half=half, locked=locked)
+    except Exception as exc:  # the client's process is gone: refuse
         sys.stderr.write(f"eci runtime server: {half} for pid {pid}: {exc}\n")
-        return 1, None
-    container = argv[-1] if argv else "?"
+        return 1
     elapsed = (time.monotonic() - started) * 1000
+    container = argv[-1] if argv else "?"
     sys.stderr.write(f"{half} {container} (pid {pid}): exit {code} in {elapsed:.1f} ms\n")
-    return code, argv
+    return code
 
 
-def answer(half: str, pid: int, directory: str) -> None:
+def _reply_pipe(pid: int, fd: int) -> int | None:
+    """A write end of client `pid`'s reply pipe; None when the client is gone."""
+    try:
+        out = os.open(f"/proc/{pid}/fd/{fd}", os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    if stat.S_ISFIFO(os.fstat(out).st_mode):
+        return out
+    os.close(out)
+    return None
+
+
+def answer(half: str, pid: int, fd: int) -> None:
     """In the forked worker: tell client `pid` who works for it, run the half, send the code.
 
-    The client holds its reply FIFO open: if opening it fails, the client is gone before its
-    request was taken up, and nothing is done. A prepare whose answer cannot be delivered is
-    undone: nobody will run runc for it."""
-    reply = os.path.join(directory, "replies", str(pid))
-    try:
-        out = os.open(reply, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
+    Nothing is done for a client that is gone or is not an eci-runtime-client (nothing is
+    written into a pipe of a process that is not one). A cleanup is taken up (the worker's
+    pid sent) only once it holds the container's lock: a client that does not wait for the
+    code may then go. A prepare whose answer cannot be delivered is undone: nobody will run
+    runc for it."""
+    out = _reply_pipe(pid, fd)
+    if out is None:
         return
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(reply)
+    taken_up = False
+
+    def take_up() -> None:
+        nonlocal taken_up
+        if not taken_up:
+            taken_up = True
+            os.write(out, f"{os.getpid()}\n".encode())  # the client watches this worker
+
     try:
-        os.write(out, f"{os.getpid()}\n".encode())  # the client watches this worker
-        code, argv = _run_half(half, pid)
         try:
+            argv = _client_argv(pid)
+        except (OSError, ValueError) as exc:
+            sys.stderr.write(f"eci runtime server: {half} for pid {pid}: {exc}\n")
+            return
+        if half == "prepare":
+            take_up()
+        code = _run_half(half, pid, argv, take_up)
+        try:
+            take_up()  # a cleanup refused before it locked anything
             os.write(out, f"{code}\n".encode())
-        except OSError:
-            if half == "prepare" and code == 0 and argv is not None:
+        except OSError:  # the client is gone (a cleanup's client need not wait)
+            if half == "prepare" and code == 0:
                 shim.main(argv, half="cleanup")
     finally:
         os.close(out)
 
 
-def _dispatch(line: bytes, directory: str, listening: int) -> None:
-    half, _, pid = line.decode("ascii", "replace").partition(" ")
-    if half not in HALVES or not pid.isdigit():
+def _dispatch(line: bytes, listening: int) -> int | None:
+    """Fork a worker for a request line; its pid (None: not a request)."""
+    fields = line.decode("ascii", "replace").split(" ")
+    half, pid, fd = fields if len(fields) == 3 else ("", "", "")
+    if half not in HALVES or not pid.isdigit() or not fd.isdigit():
         sys.stderr.write(f"eci runtime server: ignoring request {line[:80]!r}\n")
-        return
-    if os.fork() == 0:
+        return None
+    worker = os.fork()
+    if worker == 0:
         try:
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             os.close(listening)
-            answer(half, int(pid), directory)
+            answer(half, int(pid), int(fd))
         except BaseException as exc:  # a bug: the client sees the worker die and cleans up
             sys.stderr.write(f"eci runtime server: worker for {half} {pid}: {exc!r}\n")
         finally:
             os._exit(0)
+    return worker
+
+
+def _running(pid: int) -> bool:
+    """Is worker `pid` still at work (finished workers are reaped at once: SIGCHLD ignored)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _await_workers(workers: set[int], timeout: float = WORKER_GRACE) -> None:
+    """Let the halves under way finish (a cleanup's client does not wait for it)."""
+    deadline = time.monotonic() + timeout
+    while any(_running(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def serve(state_dir: str) -> int:
@@ -125,12 +187,11 @@ def serve(state_dir: str) -> int:
         sys.stderr.write("eci runtime server: runtime.conf has no serverDir\n")
         return 1
     _preload()
+    shim.also_log_to = sys.stderr
     requests = os.path.join(directory, "requests")
     pid_file = os.path.join(directory, "pid")
-    os.makedirs(os.path.join(directory, "replies"), mode=0o700, exist_ok=True)
+    os.makedirs(directory, mode=0o700, exist_ok=True)
     os.chmod(directory, 0o700)
-    for name in os.listdir(os.path.join(directory, "replies")):  # clients of an earlier server
-        os.unlink(os.path.join(directory, "replies", name))
     for path in (requests, pid_file):
         if os.path.lexists(path):
             os.unlink(path)
@@ -138,14 +199,18 @@ def serve(state_dir: str) -> int:
     listening = os.open(requests, os.O_RDWR | os.O_CLOEXEC)  # never sees EOF
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children reap themselves
     pending = b""
+    workers: set[int] = set()
     try:
         with serve_until_signalled(pid_file):
             while True:
                 pending += os.read(listening, 4096)
                 *lines, pending = pending.split(b"\n")
                 pending = pending[-4096:]  # a request is one short line
+                workers = {pid for pid in workers if _running(pid)}
                 for line in lines:
-                    _dispatch(line, directory, listening)
+                    if (worker := _dispatch(line, listening)) is not None:
+                        workers.add(worker)
     finally:
         with contextlib.suppress(OSError):
             os.unlink(requests)
+        _await_workers(workers)

@@ -14,6 +14,7 @@ Image layers are only ever read.
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import errno
 import os
@@ -21,7 +22,7 @@ import stat
 
 from eci.errors import RuntimeShimError, SpecRefused, restricted_mount_message
 from eci.runtime import mounts
-from eci.runtime.mountinfo import mount_points, mounts_under
+from eci.runtime.mountinfo import is_under, mount_points, mounts_under
 from eci.runtime.spec import granted_socket, restricted_source
 
 TYPE_CHECKING = False
@@ -54,15 +55,48 @@ def overlay_layers(merged: str, data_root: str) -> tuple[list[str], str]:
     return lowers, layer_dir
 
 
-def stage_rootfs(
-    merged: str, data_root: str, stage: str, root_link: str, base: int, userns: int
-) -> None:
-    """Replace dockerd's overlay at `merged` by the idmapped one, and attach a copy of it at
-    `root_link` (a path container root can traverse) for runc."""
-    lowers, layer_dir = overlay_layers(merged, data_root)
+class DockerdRootfs:
+    """dockerd's overlay for one container, being taken down so that eci's can replace it.
+
+    Two overlays on one upper dir is undefined behaviour (and the kernel warns), so dockerd's
+    goes first. Its umount waits on the kernel for ~3 ms (an RCU grace period, a sync of the
+    upper filesystem): it runs in a thread from the moment the rootfs is known to be dockerd's,
+    while the range, the user namespace and the layer copies are made. Always `wait()`."""
+
+    def __init__(self, merged: str, data_root: str) -> None:
+        self.merged = merged
+        self.lowers, self.layer_dir = overlay_layers(merged, data_root)
+        self._error: OSError | None = None
+        self._done = _thread.allocate_lock()
+        self._done.acquire()
+        _thread.start_new_thread(self._take_down, ())
+
+    def _take_down(self) -> None:
+        try:
+            if self.merged in mount_points():
+                try:
+                    mounts.unmount(self.merged)
+                except OSError:
+                    mounts.unmount(self.merged, detach=True)
+        except OSError as exc:
+            self._error = exc
+        finally:
+            self._done.release()
+
+    def wait(self) -> None:
+        """Until dockerd's overlay is gone; its unmount's error, if any."""
+        with self._done:
+            pass
+        if self._error is not None:
+            raise self._error
+
+
+def stage_rootfs(rootfs: DockerdRootfs, stage: str, root_link: str, base: int, userns: int) -> None:
+    """Replace dockerd's overlay by the idmapped one at the same place, and attach a copy of it
+    at `root_link` (a path container root can traverse) for runc."""
     os.makedirs(os.path.join(stage, "lower"), exist_ok=True)
     names = []
-    for index, lower in enumerate(lowers):
+    for index, lower in enumerate(rootfs.lowers):
         name = f"lower/{index}"
         os.makedirs(os.path.join(stage, name), exist_ok=True)
         # read-only as well: image layers are only ever read, whatever happens to the clone
@@ -70,21 +104,16 @@ def stage_rootfs(
         names.append(name)
     upper = os.path.join(stage, "upper")
     os.makedirs(upper, exist_ok=True)
-    mounts.clone_mount(layer_dir, upper, userns=userns)
-    if merged in mount_points():
-        # Two overlays on one upper dir is undefined behaviour: take dockerd's down first.
-        try:
-            mounts.unmount(merged)
-        except OSError:
-            mounts.unmount(merged, detach=True)
+    mounts.clone_mount(rootfs.layer_dir, upper, userns=userns)
     if not names:  # an image with no layers: overlay needs one lower; use an empty dir
         os.makedirs(os.path.join(stage, "empty"), exist_ok=True)
         names.append("empty")
+    rootfs.wait()
     mounts.mount_overlay_as(
-        base, merged, stage, names, "upper/diff", "upper/work", OVERLAY_EXTRA_OPTIONS
+        base, rootfs.merged, stage, names, "upper/diff", "upper/work", OVERLAY_EXTRA_OPTIONS
     )
     os.makedirs(root_link, exist_ok=True)
-    mounts.clone_mount(merged, root_link)
+    mounts.clone_mount(rootfs.merged, root_link)
 
 
 def stage_binds(
@@ -189,11 +218,14 @@ def _remove_tree(path: str, device: int) -> None:
         os.unlink(path)
 
 
-def unstage(stage: str) -> int:
-    """Detach every mount at or below `stage` (deepest first) and remove the directory."""
-    root = stage.rstrip("/")
-    detached = mounts.detach_all_under(root)
-    if not mounts_under(root):  # never recurse into a live mount
-        with contextlib.suppress(OSError, RuntimeShimError):
-            _remove_tree(root, os.lstat(os.path.dirname(root)).st_dev)
+def unstage(*stages: str) -> int:
+    """Detach every mount at or below each of `stages` (deepest first) and remove the
+    directories; returns how many mounts were detached."""
+    roots = [stage.rstrip("/") for stage in stages]
+    detached = mounts.detach_all_under(*roots)
+    still_mounted = mounts_under(*roots)
+    for root in roots:
+        if not any(is_under(point, root) for point in still_mounted):  # never into a mount
+            with contextlib.suppress(OSError, RuntimeShimError):
+                _remove_tree(root, os.lstat(os.path.dirname(root)).st_dev)
     return len(detached)

@@ -37,7 +37,7 @@ def test_mount_points_unescape_octal() -> None:
 
 
 def test_mounts_under_only_our_tree() -> None:
-    assert mounts_under(Path("/tmp/eci-a"), MOUNTINFO) == [
+    assert mounts_under(Path("/tmp/eci-a"), mountinfo=MOUNTINFO) == [
         "/tmp/eci-a/docker/overlay2/x/merged",
         "/tmp/eci-a/run/with space",
     ]

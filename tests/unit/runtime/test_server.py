@@ -17,6 +17,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.support import eventually
+
+from eci.runtime.containerlock import ContainerLock
 
 RUNTIME = Path(__file__).resolve().parents[3] / "src" / "eci" / "runtime"
 DISPATCHER = RUNTIME / "eci-runtime"
@@ -64,19 +67,14 @@ class Engine:
         _, log = self.server.communicate(timeout=10)
         return log
 
+    def command(self, *argv: str) -> list[str]:
+        """The dispatcher run directly for this engine, with runc's globals."""
+        dispatcher = ["sh", str(DISPATCHER), "--eci-state", str(self.root)]
+        return [*dispatcher, "--root", str(self.runc_root), "--log", str(self.log), *argv]
+
     def dispatch(self, *argv: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [
-                "sh",
-                str(DISPATCHER),
-                "--eci-state",
-                str(self.root),
-                "--root",
-                str(self.runc_root),
-                "--log",
-                str(self.log),
-                *argv,
-            ],
+            self.command(*argv),
             capture_output=True,
             text=True,
             env={"PATH": "/usr/bin:/bin"},
@@ -123,8 +121,26 @@ def test_delete_runs_runc_without_eci_arguments_then_cleans_up(engine: Engine) -
         "--force",
         "c1",
     ]
-    assert not slot.exists()
-    assert not (engine.runtime_dir / "c1").exists()
+    assert eventually(lambda: not slot.exists())  # the cleanup is not waited for
+    assert eventually(lambda: not (engine.runtime_dir / "c1").exists())
+    assert eventually(lambda: not (engine.runtime_dir / "c1.lock").exists())
+
+
+def test_the_next_half_of_a_container_waits_for_its_cleanup(tmp_path: Path) -> None:
+    """A delete returns once a worker holds the container's lock, not before: whatever
+    containerd does next for the container (a restart's create) waits for the cleanup."""
+    eng = Engine(tmp_path)
+    eng.start_server()
+    slot = eng.hold_range("c1")
+    (eng.runtime_dir / "c1").mkdir(parents=True)
+    with ContainerLock(str(eng.runtime_dir), "c1"):  # as if a cleanup were under way
+        delete = subprocess.Popen(eng.command("delete", "c1"), env={"PATH": "/usr/bin:/bin"})
+        time.sleep(1)
+        assert delete.poll() is None  # not taken up: the worker waits for the lock
+        assert slot.exists()
+    assert delete.wait(timeout=10) == 0
+    assert eventually(lambda: not slot.exists())
+    assert "cleanup c1 (pid " in eng.stop_server()
 
 
 def test_delete_of_a_container_runc_still_knows_keeps_its_range(engine: Engine) -> None:
@@ -154,48 +170,34 @@ def test_the_server_logs_each_half_and_goes_away_cleanly(tmp_path: Path) -> None
     assert ": exit 0 in " in log
     assert not (eng.server_dir / "requests").exists()
     assert not (eng.server_dir / "pid").exists()
-    assert list((eng.server_dir / "replies").iterdir()) == []
-
-
-def _ask(server_dir: Path, line: str, pid: int) -> list[str]:
-    """Send a raw request as if from `pid`, with its reply FIFO; the lines answered."""
-    reply = server_dir / "replies" / str(pid)
-    os.mkfifo(reply, 0o600)
-    fd = os.open(reply, os.O_RDWR)
-    try:
-        with open(server_dir / "requests", "w") as requests:
-            requests.write(line)
-        answered = b""
-        deadline = time.monotonic() + 10
-        while answered.count(b"\n") < 2 and time.monotonic() < deadline:
-            answered += os.read(fd, 100)
-        return answered.decode().split()
-    finally:
-        os.close(fd)
+    assert sorted(p.name for p in eng.server_dir.iterdir()) == []
 
 
 def test_requests_not_from_a_client_do_nothing(tmp_path: Path) -> None:
+    """A process that is not an eci-runtime-client (its argv says otherwise) gets no half run
+    and nothing written into its pipe, even when it holds one."""
     eng = Engine(tmp_path)
     eng.start_server()
     slot = eng.hold_range("c1")
     (eng.runtime_dir / "c1").mkdir(parents=True)
-    impostor = subprocess.Popen(
-        ["sleep", "30", "--eci-state", str(tmp_path), "--root", str(eng.runc_root), "delete", "c1"]
-    )
+    sleeper = [sys.executable, "-c", "import time; time.sleep(30)"]
+    as_if = ["--eci-state", str(tmp_path), "--root", str(eng.runc_root), "delete", "c1"]
+    impostor = subprocess.Popen([*sleeper, *as_if], stdout=subprocess.PIPE)
     try:
+        assert impostor.stdout is not None
+        os.set_blocking(impostor.stdout.fileno(), False)
         with open(eng.server_dir / "requests", "w") as requests:
             requests.write("rm -rf /\nprepare abc\n\n")  # ignored, and the server lives on
-        worker, code = _ask(eng.server_dir, f"cleanup {impostor.pid}\n", impostor.pid)
-        assert eng.server is not None
-        assert int(worker) != eng.server.pid
-        assert code == "1"
+            requests.write(f"cleanup {impostor.pid} 1\n")  # its stdout is a pipe
+        time.sleep(0.5)
+        assert impostor.stdout.read() is None  # nothing written (None: would block)
     finally:
         impostor.kill()
-        impostor.wait()
+        impostor.communicate()
     assert slot.exists()
     assert (eng.runtime_dir / "c1").exists()
     assert eng.dispatch("delete", "c1").returncode == 0  # a real client is still served
-    assert not slot.exists()
+    assert eventually(lambda: not slot.exists())
     log = eng.stop_server()
     assert "ignoring request b'rm -rf /'" in log
     assert f"process {impostor.pid} is not an eci-runtime-client" in log
@@ -206,7 +208,7 @@ def test_a_client_gone_before_its_request_is_taken_up_gets_nothing_done(tmp_path
     eng.start_server()
     slot = eng.hold_range("c1")
     with open(eng.server_dir / "requests", "w") as requests:
-        requests.write("cleanup 999999\n")  # no reply FIFO, no such process
+        requests.write("cleanup 999999 3\n")  # no such process
     time.sleep(0.3)
     log = eng.stop_server()
     assert slot.exists()
