@@ -92,9 +92,11 @@ def _run_half(half: str, pid: int, argv: list[str], locked: Callable[[], None]) 
 
 
 def _reply_pipe(pid: int, fd: int) -> int | None:
-    """A write end of client `pid`'s reply pipe; None when the client is gone."""
+    """A write end of client `pid`'s reply pipe; None when it is not a pipe."""
     try:
-        out = os.open(f"/proc/{pid}/fd/{fd}", os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        out = os.open(
+            f"/proc/{pid}/fd/{fd}", os.O_WRONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+        )
     except OSError:
         return None
     if stat.S_ISFIFO(os.fstat(out).st_mode):
@@ -106,11 +108,18 @@ def _reply_pipe(pid: int, fd: int) -> int | None:
 def answer(half: str, pid: int, fd: int) -> None:
     """In the forked worker: tell client `pid` who works for it, run the half, send the code.
 
-    Nothing is done for a client that is gone or is not an eci-runtime-client (nothing is
-    written into a pipe of a process that is not one). A cleanup is taken up (the worker's
-    pid sent) only once it holds the container's lock: a client that does not wait for the
-    code may then go. A prepare whose answer cannot be delivered is undone: nobody will run
-    runc for it."""
+    Nothing is done for a client that is gone, or is not an eci-runtime-client (whose fd is
+    then never opened). A cleanup is taken up (the worker's pid sent) only once it holds the
+    container's lock: a client that does not wait for the code may then go. A cleanup goes on
+    if its client is gone; a prepare whose answer cannot be delivered is undone: nobody will
+    run runc for it."""
+    try:
+        argv = _client_argv(pid)
+    except FileNotFoundError:  # gone before its request was taken up
+        return
+    except (OSError, ValueError) as exc:
+        sys.stderr.write(f"eci runtime server: {half} for pid {pid}: {exc}\n")
+        return
     out = _reply_pipe(pid, fd)
     if out is None:
         return
@@ -120,19 +129,15 @@ def answer(half: str, pid: int, fd: int) -> None:
         nonlocal taken_up
         if not taken_up:
             taken_up = True
-            os.write(out, f"{os.getpid()}\n".encode())  # the client watches this worker
+            with contextlib.suppress(OSError):  # a client gone: the code cannot reach it either
+                os.write(out, f"{os.getpid()}\n".encode())  # the client watches this worker
 
     try:
-        try:
-            argv = _client_argv(pid)
-        except (OSError, ValueError) as exc:
-            sys.stderr.write(f"eci runtime server: {half} for pid {pid}: {exc}\n")
-            return
         if half == "prepare":
             take_up()
         code = _run_half(half, pid, argv, take_up)
+        take_up()  # a cleanup refused before it locked anything
         try:
-            take_up()  # a cleanup refused before it locked anything
             os.write(out, f"{code}\n".encode())
         except OSError:  # the client is gone (a cleanup's client need not wait)
             if half == "prepare" and code == 0:
