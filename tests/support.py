@@ -179,7 +179,8 @@ CLEANUP_TIMEOUT = 10.0
 
 def eventually(check: Callable[[], bool], timeout: float = CLEANUP_TIMEOUT) -> bool:
     """`check()` became true within `timeout` seconds: for what eci finishes after a command
-    returned (a container's cleanup runs after its delete has answered)."""
+    returned (a container's cleanup runs after its delete has answered, a supervisor
+    restarts)."""
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:

@@ -11,11 +11,11 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.support import EngineHandle
+from tests.support import EngineHandle, eventually
 
 from eci.engine.state import load_state
 
@@ -31,15 +31,6 @@ def pid_of(engine: EngineHandle, component: str) -> int:
 def restart(engine: EngineHandle) -> str:
     result = engine.eci("up", "--admin-settings", str(engine.admin_settings))
     return result.stdout + result.stderr
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
 
 
 @pytest.fixture
@@ -67,7 +58,7 @@ def test_a_supervisor_restart_keeps_the_running_containers_rules(
         assert not done.exists()
     finally:
         assert "restarted mount-supervisor" in restart(engine)
-    assert wait_for(lambda: done.exists() and done.read_text().strip() != "")
+    assert eventually(lambda: done.exists() and done.read_text().strip() != "")
     assert done.read_text().strip() != "0"
     assert "Operation not permitted" in Path(f"/proc/{init}/root/err").read_text()
     # the lxcfs view is still there, and a workload's own mounts work through the new one
@@ -120,8 +111,8 @@ def test_a_removed_container_leaves_no_keeper_or_rules(engine: EngineHandle) -> 
     ours = [int(pid) for pid, (cid, _, _) in keepers.items() if cid == container]
     assert ours
     engine.docker("rm", "-f", container)
-    assert wait_for(lambda: not rules.exists())
-    assert wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in ours))
+    assert eventually(lambda: not rules.exists())
+    assert eventually(lambda: not any(Path(f"/proc/{pid}").exists() for pid in ours))
 
 
 INNER = (
