@@ -264,7 +264,9 @@ def prepare(inv: invocation.Invocation) -> RuntimeConfig:
     try:
         with _container_lock(config, container_id) as lock:
             try:
-                return _prepare_staged(inv, config, spec, host_paths, owner, dockerd_rootfs)
+                return _prepare_staged(
+                    config, container_id, spec_path, spec, host_paths, owner, dockerd_rootfs
+                )
             except BaseException:
                 lock.remove()  # undone: nothing of the container is staged
                 raise
@@ -273,8 +275,9 @@ def prepare(inv: invocation.Invocation) -> RuntimeConfig:
 
 
 def _prepare_staged(
-    inv: invocation.Invocation,
     config: RuntimeConfig,
+    container_id: str,
+    spec_path: str,
     spec: dict[str, Any],
     host_paths: frozenset[str],
     owner: str,
@@ -288,8 +291,6 @@ def _prepare_staged(
     from eci.runtime.mounts import userns_with_maps
     from eci.runtime.spec import SpecContext, plan_mounts, transform
 
-    container_id = _container_id(inv)
-    spec_path = os.path.join(os.path.realpath(inv.bundle), "config.json")
     stage = os.path.join(config.runtime_dir, container_id)
     rootfs = os.path.join(config.rootfs_dir, container_id)
     # Leftovers of an attempt that was killed mid-create (runc never knew the container).

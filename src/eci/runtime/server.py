@@ -12,10 +12,11 @@ server changes the speed of a start, never what is checked.
 Protocol, all under the root-only `serverDir` of runtime.conf:
 - the client holds a pipe open read-write (fd N) and writes `<half> <its pid> <N>\\n` to the
   FIFO `requests` (one write under PIPE_BUF: atomic among concurrent clients);
-- the server forks; the child opens `/proc/<pid>/fd/<N>` (a pipe, or nothing is done), reads
-  the client's exact argv from `/proc/<pid>/cmdline` (`bash eci-runtime-client SERVER_DIR
-  BACKEND COMMAND ARGS…`: nothing to quote or escape; anything else gets no answer) and runs in
-  its cwd, so the command line means what it means to runc;
+- the server forks; the child reads the client's exact argv from `/proc/<pid>/cmdline` (`bash
+  eci-runtime-client SERVER_DIR BACKEND COMMAND ARGS…`: nothing to quote or escape; any other
+  process gets no answer and its fd is never opened), then opens `/proc/<pid>/fd/<N>` (a pipe,
+  or nothing is done) and runs the half in the client's cwd, so the command line means what it
+  means to runc;
 - the child writes its own pid to the pipe (the client watches that the worker lives), runs
   the half and writes the exit code. Errors go where runc logs (`--log`), where containerd
   reads them; the server's log gets a line per half with its duration. A client gone before
