@@ -22,6 +22,10 @@ from eci.host.processes import processes_mentioning
 
 ECI = str(Path(sys.executable).with_name("eci"))
 TEST_USER = "eci-tester"
+#: a second member of group docker: another tenant of the same engine
+SECOND_USER = "eci-tester2"
+#: a local user outside group docker: sees host files, /proc and loopback, never the Docker API
+OUTSIDER = "eci-outsider"
 DOCKER_CLIS = [p for p in ("/usr/bin/docker", "/usr/local/bin/docker") if Path(p).exists()]
 
 
@@ -82,6 +86,13 @@ def run(
             f"stderr:\n{result.stderr}"
         )
     return result
+
+
+def as_user(
+    user: str, argv: Sequence[str], check: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """``argv`` run as the host user ``user`` (runuser: no password, a clean login-less env)."""
+    return run(["runuser", "-u", user, "--", *argv], check=check)
 
 
 def make_state_dir(prefix: str = "eci-test-") -> Path:
