@@ -177,9 +177,16 @@ PROBE_SOURCE = Path(__file__).with_name("probe.c")
 PROBE_DIR = "/probe"
 
 
+def compile_static(source: Path, directory: Path) -> Path:
+    """The C helper ``source`` built static (so it runs in busybox) into ``directory``."""
+    binary = directory / source.stem
+    run(["gcc", "-static", "-O2", "-Wall", "-o", str(binary), str(source)])
+    return binary
+
+
 def build_probe(directory: Path) -> list[str]:
     """Compile probe.c statically into ``directory``; the ``docker run`` options mounting it."""
-    run(["gcc", "-static", "-O2", "-Wall", "-o", str(directory / "probe"), str(PROBE_SOURCE)])
+    compile_static(PROBE_SOURCE, directory)
     return ["-v", f"{directory}:{PROBE_DIR}:ro"]
 
 
