@@ -215,11 +215,11 @@ def up(layout: EngineLayout, settings: EffectiveSettings) -> tuple[EngineState, 
         _write_configs(layout, state, settings)
         for component in COMPONENTS:
             state.processes[component.name] = _start(layout, state, component)
-            save_state(layout.state_file, state)
+            save_state(layout.state_file, state, _docker_gid())
             if component.name == "dockerd":
                 os.chmod(layout.raw_socket, 0o600)
     except BaseException:
-        save_state(layout.state_file, state)
+        save_state(layout.state_file, state, _docker_gid())
         down(layout)
         raise
     return state, "started"
@@ -245,23 +245,34 @@ def _restart_lost_parts(layout: EngineLayout) -> list[str]:
         if component.name == "lxcfs":
             mounts.detach_all_under(layout.lxcfs_dir)  # its dead FUSE mount
         state.processes[component.name] = _start(layout, state, component)
-        save_state(layout.state_file, state)
+        save_state(layout.state_file, state, _docker_gid())
         restarted.append(component.name)
     return restarted
 
 
+def _docker_gid() -> int:
+    return grp.getgrnam(USER_SOCKET_GROUP).gr_gid
+
+
 def _make_dirs(layout: EngineLayout) -> None:
-    for path, mode in (
-        (layout.state_dir, 0o711),
-        (layout.config_dir, 0o755),
-        (layout.log_dir, 0o700),
-        (layout.run_dir, 0o755),
-        (layout.private_dir, 0o700),
-        (layout.rootfs_dir, 0o711),
-        (layout.runtime_dir, 0o700),
-        (layout.lxcfs_dir, 0o755),
+    """Only root and whoever must pass get in: users outside group docker reach nothing (the
+    state and run dirs, and rootfs/, are passed, never listed: the user socket is 0660
+    group docker, and each container's rootfs home is open to that container's root alone,
+    see staging.make_rootfs_home)."""
+    docker = _docker_gid()
+    for path, mode, gid in (
+        (layout.state_dir, 0o711, 0),
+        (layout.config_dir, 0o750, docker),  # `eci settings show`/`verify` as a docker user
+        (layout.log_dir, 0o700, 0),
+        (layout.registry_root, 0o700, 0),
+        (layout.run_dir, 0o711, 0),
+        (layout.private_dir, 0o700, 0),
+        (layout.rootfs_dir, 0o711, 0),
+        (layout.runtime_dir, 0o700, 0),
+        (layout.lxcfs_dir, 0o700, 0),
     ):
         path.mkdir(parents=True, exist_ok=True)
+        os.chown(path, 0, gid)
         path.chmod(mode)
     for path in (layout.runtime_dir, layout.rootfs_dir):
         mounts.make_unbindable(path)
@@ -322,7 +333,7 @@ def _apply_settings(
     os.kill(state.processes["proxy"].pid, signal.SIGHUP)  # re-reads effective-settings.json
     state.settings = settings.to_json()
     state.eci_enabled = settings.eci_enabled
-    save_state(layout.state_file, state)
+    save_state(layout.state_file, state, _docker_gid())
     return state
 
 

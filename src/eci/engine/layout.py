@@ -157,12 +157,15 @@ class EngineLayout:
 
     @property
     def lxcfs_dir(self) -> Path:
-        """lxcfs's mount: container root binds its proc/… files, so it is outside private."""
-        return self.run_dir / "lxcfs"
+        """lxcfs's mount. runc opens bind sources as host root (and hands container root the
+        fds), so it is private: no host user asks lxcfs anything."""
+        return self.private_dir / "lxcfs"
 
     @property
     def rootfs_dir(self) -> Path:
-        """Containers' root filesystems as runc reaches them: traversable by container root."""
+        """Containers' root filesystems as runc reaches them, as container root: passed by
+        all (0711), listed by none; `<id>/` is root:<that container root's gid> 0710 and
+        holds the mount at `<id>/root`."""
         return self.run_dir / "rootfs"
 
     def pid_file(self, component: str) -> Path:

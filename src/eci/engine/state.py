@@ -66,17 +66,21 @@ def load_state(path: Path) -> EngineState | None:
     return EngineState.from_json(data)
 
 
-def save_state(path: Path, state: EngineState) -> None:
-    write_atomic(path, json.dumps(state.to_json(), indent=2, sort_keys=True) + "\n")
+def save_state(path: Path, state: EngineState, gid: int | None = None) -> None:
+    """Readable by root and group `gid` (docker: `eci settings show` compares with it)."""
+    write_atomic(path, json.dumps(state.to_json(), indent=2, sort_keys=True) + "\n", 0o640, gid)
 
 
-def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
-    """Write-then-rename so readers never see half a file, even if we crash mid-write."""
+def write_atomic(path: Path, text: str, mode: int = 0o644, gid: int | None = None) -> None:
+    """Write-then-rename so readers never see half a file, even if we crash mid-write; owned
+    by group `gid` if given."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w") as f:
         f.write(text)
         f.flush()
         os.fsync(f.fileno())
+    if gid is not None:
+        os.chown(tmp, 0, gid)
     os.chmod(tmp, mode)
     os.replace(tmp, path)

@@ -292,9 +292,9 @@ def _prepare_staged(
     from eci.runtime.spec import SpecContext, plan_mounts, transform
 
     stage = os.path.join(config.runtime_dir, container_id)
-    rootfs = os.path.join(config.rootfs_dir, container_id)
+    home = os.path.join(config.rootfs_dir, container_id)
     # Leftovers of an attempt that was killed mid-create (runc never knew the container).
-    leftovers = [path for path in (rootfs, stage) if os.path.lexists(path)]
+    leftovers = [path for path in (home, stage) if os.path.lexists(path)]
     if leftovers:
         staging.unstage(*leftovers)
     pool = _pool()
@@ -312,7 +312,7 @@ def _prepare_staged(
             if requester is not None:
                 uid, gid = requester
                 requester_userns = userns_with_maps(f"{uid} {base} 1", f"{gid} {base} 1")
-            staging.stage_rootfs(dockerd_rootfs, stage, rootfs, base, userns)
+            rootfs = staging.stage_rootfs(dockerd_rootfs, stage, home, base, userns)
             staged = staging.stage_binds(
                 plans,
                 stage,
@@ -349,8 +349,8 @@ def _prepare_staged(
 
 
 def _unstage_and_release(config: RuntimeConfig, owner: str, container_id: str) -> None:
-    rootfs, stage = (os.path.join(d, container_id) for d in (config.rootfs_dir, config.runtime_dir))
-    staging.unstage(rootfs, stage)
+    home, stage = (os.path.join(d, container_id) for d in (config.rootfs_dir, config.runtime_dir))
+    staging.unstage(home, stage)
     RangeStore(config.ranges_dir, _pool()).release(owner)
 
 

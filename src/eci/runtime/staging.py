@@ -91,9 +91,23 @@ class DockerdRootfs:
             raise self._error
 
 
-def stage_rootfs(rootfs: DockerdRootfs, stage: str, root_link: str, base: int, userns: int) -> None:
+#: the name of the container's root filesystem mount inside its home under the rootfs dir
+ROOTFS_MOUNT = "root"
+
+
+def make_rootfs_home(home: str, gid: int) -> None:
+    """The directory holding a container's host-side rootfs mount: root:`gid` (the container
+    root's gid on the host) 0710. runc sets the rootfs up as container root, which passes by
+    its group; no other host user passes (they would read the container's files and run the
+    setuid binaries its root planted). Made 0700 first: never open for a moment."""
+    os.mkdir(home, 0o700)
+    os.chown(home, 0, gid)
+    os.chmod(home, 0o710)
+
+
+def stage_rootfs(rootfs: DockerdRootfs, stage: str, home: str, base: int, userns: int) -> str:
     """Replace dockerd's overlay by the idmapped one at the same place, and attach a copy of it
-    at `root_link` (a path container root can traverse) for runc."""
+    in `home` (see make_rootfs_home) for runc; returns the copy's path."""
     os.makedirs(os.path.join(stage, "lower"), exist_ok=True)
     names = []
     for index, lower in enumerate(rootfs.lowers):
@@ -112,8 +126,11 @@ def stage_rootfs(rootfs: DockerdRootfs, stage: str, root_link: str, base: int, u
     mounts.mount_overlay_as(
         base, rootfs.merged, stage, names, "upper/diff", "upper/work", OVERLAY_EXTRA_OPTIONS
     )
-    os.makedirs(root_link, exist_ok=True)
-    mounts.clone_mount(rootfs.merged, root_link)
+    make_rootfs_home(home, base)
+    root = os.path.join(home, ROOTFS_MOUNT)
+    os.mkdir(root, 0o700)  # hidden by the mount: its root dir is the container's /
+    mounts.clone_mount(rootfs.merged, root)
+    return root
 
 
 def stage_binds(
