@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 from tests.security.escape import compile_static
-from tests.support import OUTSIDER, EngineHandle, as_user, eventually
+from tests.support import OUTSIDER, EngineHandle, as_user, eventually, uid_map
 
 from eci.host.mounts import is_under, mount_points
 
@@ -140,6 +140,14 @@ def _rights(st: os.stat_result, uid: int, gids: set[int]) -> str:
     return "".join(letter for letter, bit in (("r", 4), ("w", 2), ("x", 1)) if bits & bit)
 
 
+def _entries(directory: Path) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(directory) as entries:
+            return list(entries)
+    except FileNotFoundError:
+        return []
+
+
 def reachable_by(user: str, top: Path) -> dict[str, str]:
     """Every path below `top` (and `top`) that `user` may traverse (dirs), read, write or
     connect to (other files), with its rights; walked as root, which knows every name (a
@@ -154,9 +162,11 @@ def reachable_by(user: str, top: Path) -> dict[str, str]:
         return found
     pending = [top]
     while pending:
-        directory = pending.pop()
-        for entry in os.scandir(directory):
-            st = entry.stat(follow_symlinks=False)
+        for entry in _entries(pending.pop()):
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue  # removed meanwhile (a container's cleanup runs after its delete)
             if stat.S_ISLNK(st.st_mode):
                 continue  # a link's target is judged where it is
             rights = _rights(st, uid, gids)
@@ -179,3 +189,15 @@ def test_outsider_reaches_nothing_under_the_engines_dirs(engine: EngineHandle, v
     justified = {str(p): "x" for p in (layout.state_dir, layout.run_dir, layout.rootfs_dir)}
     reached = reachable_by(OUTSIDER, layout.state_dir)
     assert reached == justified, sorted(set(reached.items()) - set(justified.items()))
+
+
+def test_a_containers_rootfs_home_admits_its_own_root_alone(
+    engine: EngineHandle, victim: str
+) -> None:
+    """The one thing under rootfs/ the walk passes by: root's, group the container root's gid
+    on the host (no other container's root has it), 0710."""
+    _inside, base, _count = uid_map(
+        engine.docker("exec", victim, "cat", "/proc/self/uid_map").stdout
+    )
+    home = (engine.layout.rootfs_dir / victim).stat()
+    assert (home.st_uid, home.st_gid, stat.S_IMODE(home.st_mode)) == (0, base, 0o710)
