@@ -277,7 +277,10 @@ def settings_show(
     except EciError as exc:
         raise _fail(exc) from None
     data = settings.to_json()
-    running = load_state(EngineLayout.for_state_dir(state_dir).state_file)
+    try:
+        running = load_state(EngineLayout.for_state_dir(state_dir).state_file)
+    except PermissionError:  # root's and group docker's (docs/engine.md): nothing to compare
+        running = None
     stale = running is not None and running.settings != data
     if as_json:
         _print_json({**data, "differsFromRunningEngine": stale})

@@ -64,6 +64,21 @@ def test_env_var_names_the_admin_file(
     assert (eci["value"], eci["source"]["kind"]) == (True, "admin-default")
 
 
+def test_an_engine_state_the_user_may_not_read_is_not_compared(
+    tmp_path: Path, files: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """engine.json is root's and group docker's: anyone else still sees their settings."""
+    import eci.engine.state
+
+    def unreadable(path: Path) -> None:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(eci.engine.state, "load_state", unreadable)
+    admin, user = files
+    data = _show(tmp_path, "--admin-settings", str(admin), "--user-settings", str(user))
+    assert data["differsFromRunningEngine"] is False
+
+
 def test_human_output_names_source_and_images(tmp_path: Path, files: tuple[Path, Path]) -> None:
     admin, user = files
     result = runner.invoke(
