@@ -262,7 +262,7 @@ def _make_dirs(layout: EngineLayout) -> None:
     docker = _docker_gid()
     for path, mode, gid in (
         (layout.state_dir, 0o711, 0),
-        (layout.config_dir, 0o750, docker),  # `eci settings show`/`verify` as a docker user
+        (layout.config_dir, 0o750, docker),  # `eci verify` as a docker user reads settings
         (layout.log_dir, 0o700, 0),
         (layout.registry_root, 0o700, 0),
         (layout.run_dir, 0o711, 0),

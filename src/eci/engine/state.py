@@ -67,7 +67,7 @@ def load_state(path: Path) -> EngineState | None:
 
 
 def save_state(path: Path, state: EngineState, gid: int | None = None) -> None:
-    """Readable by root and group `gid` (docker: `eci settings show` compares with it)."""
+    """Readable by root and group `gid` (docker: `eci settings show` compares it)."""
     write_atomic(path, json.dumps(state.to_json(), indent=2, sort_keys=True) + "\n", 0o640, gid)
 
 
