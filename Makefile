@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml | host
 
 demo: setup
 	@chown root:root examples/admin-settings.json && chmod 644 examples/admin-settings.json
-	$(ECI) up --admin-settings $(ADMIN_SETTINGS)
+	$(ECI) up --registry --admin-settings $(ADMIN_SETTINGS)
 	$(ECI) images
 	$(ECI) verify
 	@echo

@@ -213,3 +213,9 @@ def test_engine_started_without_registry_runs_none() -> None:
         images = fresh.eci("images", check=False)
         assert images.returncode == 1
         assert "--registry" in images.stderr, images.stderr
+        again = fresh.eci(
+            "up", "--registry", "--admin-settings", str(fresh.admin_settings), check=False
+        )
+        assert again.returncode == 1
+        assert "running without its registry" in again.stderr, again.stderr
+        assert fresh.status()["processes"] == processes  # nothing changed
