@@ -144,6 +144,8 @@ def status(state_dir: StateDir = None, as_json: AsJson = False) -> None:
             out.print(f"  {name:<11} pid {proc['pid']:<8} {alive}", highlight=False)
         for name, path in report["sockets"].items():
             out.print(f"  socket {name:<11} {path}", highlight=False)
+        if report.get("registry"):
+            out.print(f"  registry    {report['registry']} (docker.io mirror)", highlight=False)
         if "settings" in report:
             eci = report["settings"]["enhancedContainerIsolation"]
             out.print(

@@ -46,6 +46,11 @@ from eci.settings import EffectiveSettings
 USER_SOCKET_GROUP = "docker"
 REQUIRED_COMMANDS = ("dockerd", "containerd", "runc", "ip", "lxcfs")
 REGISTRY_COMMAND = "docker-registry"
+#: sockets only root may use, made 0600 as well as sitting in the 0700 private dir
+ROOT_ONLY_SOCKETS: dict[str, Callable[[EngineLayout], Path]] = {
+    "dockerd": lambda lay: lay.raw_socket,
+    "registry-writer": lambda lay: lay.registry_writer_socket,
+}
 #: parts whose loss must not cost running containers a restart: `eci up` restarts them alone
 RESTARTABLE = ("runtime-server", "mount-supervisor", "lxcfs")
 
@@ -243,8 +248,8 @@ def up(
         for component in components(state):
             state.processes[component.name] = _start(layout, state, component)
             save_state(layout.state_file, state)
-            if component.name == "dockerd":
-                os.chmod(layout.raw_socket, 0o600)
+            if component.name in ROOT_ONLY_SOCKETS:
+                os.chmod(ROOT_ONLY_SOCKETS[component.name](layout), 0o600)
     except BaseException:
         save_state(layout.state_file, state)
         down(layout)
