@@ -67,6 +67,17 @@ class Component:
     registry: bool = False
 
 
+def _registry_part(
+    name: str,
+    config: Callable[[EngineLayout], Path],
+    ready: Callable[[EngineLayout, EngineState], bool],
+) -> Component:
+    """One of the registry's two processes: the same command and storage, its own config."""
+    return Component(
+        name, lambda lay, st: [REGISTRY_COMMAND, "serve", str(config(lay))], ready, 30.0, True
+    )
+
+
 COMPONENTS: tuple[Component, ...] = (
     # First up, last down: containers of dockerd's last moments still get their cleanup.
     Component(
@@ -117,19 +128,15 @@ COMPONENTS: tuple[Component, ...] = (
         30.0,
     ),
     # The registry's write side first: the mirror must never serve a storage nobody can fill.
-    Component(
+    _registry_part(
         "registry-writer",
-        lambda lay, st: [REGISTRY_COMMAND, "serve", str(lay.registry_writer_config)],
+        lambda lay: lay.registry_writer_config,
         lambda lay, st: probe.http_status_unix(lay.registry_writer_socket, "/v2/") == 200,
-        30.0,
-        registry=True,
     ),
-    Component(
+    _registry_part(
         "registry",
-        lambda lay, st: [REGISTRY_COMMAND, "serve", str(lay.registry_config)],
+        lambda lay: lay.registry_config,
         lambda lay, st: probe.http_status_tcp(st.registry_address, "/v2/") == 200,
-        30.0,
-        registry=True,
     ),
     Component(
         "dockerd",
