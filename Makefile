@@ -7,7 +7,7 @@ STAMP      := $(VENV)/.installed
 ADMIN_SETTINGS ?= $(if $(wildcard /etc/eci/admin-settings.json),/etc/eci/admin-settings.json,$(CURDIR)/examples/admin-settings.json)
 PURE_CORES := src/eci/settings src/eci/errors.py src/eci/engine/layout.py src/eci/engine/config.py \
               src/eci/runtime/spec.py src/eci/runtime/invocation.py src/eci/runtime/capabilities.py \
-              src/eci/requester.py src/eci/runtime/mountguard.py
+              src/eci/requester.py src/eci/runtime/mountguard.py src/eci/images/manifest.py
 
 .PHONY: setup host venv demo down test lint unit integration clean
 
@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml | host
 
 demo: setup
 	@chown root:root examples/admin-settings.json && chmod 644 examples/admin-settings.json
-	$(ECI) up --admin-settings $(ADMIN_SETTINGS)
+	$(ECI) up --registry --admin-settings $(ADMIN_SETTINGS)
 	$(ECI) images
 	$(ECI) verify
 	@echo

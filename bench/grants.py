@@ -23,9 +23,9 @@ shuffled each repetition), median and p90:
 
 Then, to see how the derived check scales, the creates and lookups again after adding images:
 unrelated ones (``docker commit`` of busybox containers: no registry digest, only a longer
-image list) and images that carry a registry digest of ``docker.io/library/docker`` (committed,
-pushed to the engine's loopback registry as ``library/docker:baseN`` and pulled back through
-its mirror): the proxy inspects every one of those for each derived create.
+image list) and images that carry a registry digest of ``docker.io/library/docker`` (one small
+layer each, written into the engine's registry as ``library/docker:baseN`` and pulled back
+through its mirror): the proxy inspects every one of those for each derived create.
 
 The client is a raw unix socket with minimal HTTP/1.1 and one keep-alive connection. Prints
 markdown tables, writes JSON with ``--json``, and tears the engine down.
@@ -57,6 +57,8 @@ from proxy import Response, _connect, engine  # bench/proxy.py
 from start import SETTINGS  # bench/start.py
 
 from eci.engine.layout import EngineLayout
+from eci.images.builder import ImageRecipe, build_from_rootfs
+from eci.images.registry import Registry
 from eci.policy.grants import GRANT_LABEL
 from eci.policy.imagelist import ImageIdentity, ImageList
 from eci.proxy.identity import DigestCache, image_identity
@@ -110,16 +112,15 @@ def add_unrelated(client: docker.DockerClient, first: int, count: int) -> None:
         _commit_busybox(client, "eci-bench/unrelated", f"u{i}")
 
 
-def add_bases(client: docker.DockerClient, registry: str, first: int, count: int) -> None:
+def add_bases(client: docker.DockerClient, writer: Registry, first: int, count: int) -> None:
     """Local images carrying a registry digest of docker.io/library/docker, as a pulled
-    ``docker:<tag>`` does: each is inspected for every derived create."""
+    ``docker:<tag>`` does: each is inspected for every derived create. Written into the
+    engine's registry through its writer socket (the mirror is read-only), pulled back."""
     for i in range(first, first + count):
-        tag = f"base{i}"
-        staged = f"{registry}/library/docker"
-        _commit_busybox(client, staged, tag)
-        _stream(client.api.push(staged, tag=tag, stream=True, decode=True), f"push {tag}")
-        client.api.remove_image(f"{staged}:{tag}")
-        _stream(client.api.pull("docker", tag=tag, stream=True, decode=True), f"pull {tag}")
+        with tempfile.TemporaryDirectory(prefix="eci-bench-base-") as root:
+            (Path(root) / "base").write_text(f"{i}\n")
+            recipe = ImageRecipe(f"docker:base{i}", with_busybox=False)
+            build_from_rootfs(client, Path(root), recipe, writer)
 
 
 def census(client: docker.DockerClient) -> tuple[int, list[str]]:
@@ -418,7 +419,7 @@ def main() -> None:
     states: list[State] = []
     with engine(ADMIN_SETTINGS) as layout:
         build_derived(layout)
-        registry = json.loads(layout.state_file.read_text())["registryAddress"]
+        writer = Registry.unix(layout.registry_writer_socket)
         client = docker.DockerClient(base_url=f"unix://{layout.raw_socket}")
         user, raw = Api(layout.user_socket), Api(layout.raw_socket)
         identity = Identity(layout.raw_socket)
@@ -430,7 +431,7 @@ def main() -> None:
             states.append(measure_state(label, client, user, raw, identity, reps, False))
             added = 0
             for count in steps:
-                add_bases(client, registry, added, count)
+                add_bases(client, writer, added, count)
                 added += count
                 label = f"+{unrelated} unrelated, +{added} bases"
                 states.append(measure_state(label, client, user, raw, identity, reps, False))

@@ -59,7 +59,7 @@ def engine(admin_settings: object = SETTINGS) -> Iterator[EngineLayout]:
     settings.write_text(json.dumps(admin_settings))
     settings.chmod(0o644)
     try:
-        _run(ECI, "up", "--state-dir", str(state), "--admin-settings", str(settings))
+        _run(ECI, "up", "--registry", "--state-dir", str(state), "--admin-settings", str(settings))
         _run(ECI, "images", "--state-dir", str(state))
         yield EngineLayout.for_state_dir(state)
     finally:

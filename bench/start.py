@@ -24,8 +24,10 @@ from pathlib import Path
 
 import docker
 
+from eci.engine.layout import EngineLayout
 from eci.images import rootfs
 from eci.images.builder import ImageRecipe, build_from_rootfs
+from eci.images.registry import Registry
 
 ECI = str(Path(sys.executable).with_name("eci"))
 SETTINGS = {
@@ -59,9 +61,9 @@ def build_many_files_image(state: Path, count: int = 100_000) -> None:
             for f in range(per_dir):
                 (directory / f"f{f:04}").write_text(f"{d}/{f}\n")
         client = docker.DockerClient(base_url=f"unix://{state}/run/private/dockerd.sock")
-        registry = json.loads((state / "engine.json").read_text())["registryAddress"]
+        writer = Registry.unix(EngineLayout.for_state_dir(state).registry_writer_socket)
         try:
-            build_from_rootfs(client, root, MANY_FILES, registry)
+            build_from_rootfs(client, root, MANY_FILES, writer)
         finally:
             client.close()
 
@@ -76,7 +78,7 @@ def main() -> None:
     settings.chmod(0o644)
     try:
         t0 = time.perf_counter()
-        _run(ECI, "up", "--state-dir", str(state), "--admin-settings", str(settings))
+        _run(ECI, "up", "--registry", "--state-dir", str(state), "--admin-settings", str(settings))
         up_seconds = time.perf_counter() - t0
         _run(ECI, "images", "--state-dir", str(state))
         build_many_files_image(state)

@@ -33,12 +33,13 @@ def _requires_engine() -> str | None:
 
 @pytest.fixture(scope="session")
 def engine() -> Iterator[EngineHandle]:
-    """One real eci engine (ECI on, locked) with the test images, for the whole session."""
+    """One real eci engine (ECI on, locked) with its registry and the test images, for the
+    whole session."""
     reason = _requires_engine()
     if reason:
         pytest.fail(reason)  # a missing engine is a broken set-up, never a silent skip
     with engine_under_test("eci-test-") as handle:
         write_settings(handle.admin_settings.parent, ECI_ON_LOCKED)
-        handle.eci("up", "--admin-settings", str(handle.admin_settings))
+        handle.eci("up", "--registry", "--admin-settings", str(handle.admin_settings))
         handle.eci("images")
         yield handle

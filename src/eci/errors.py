@@ -37,6 +37,15 @@ class ImageBuildError(EciError):
     """A test image could not be built, pushed or pulled back."""
 
 
+class RegistryRefused(ImageBuildError):
+    """A registry answered a request with an error status (``status``); the message names the
+    registry, the request and its answer. Nothing was tagged: the request is safe to repeat."""
+
+    def __init__(self, where: str, request: str, status: int, answer: str) -> None:
+        self.status = status
+        super().__init__(f"the registry at {where} refused {request}: {status} {answer}")
+
+
 class RuntimeShimError(EciError):
     """The runtime shim refused or failed to prepare a container; nothing of it is left.
 

@@ -125,7 +125,7 @@ def test_eci_off_then_on_by_reload(fresh: EngineHandle) -> None:
 
 def test_crash_recovery_and_clean_down(fresh: EngineHandle) -> None:
     settings = write_settings(fresh.admin_settings.parent, ECI_ON_LOCKED)
-    fresh.eci("up", "--admin-settings", str(settings))
+    fresh.eci("up", "--registry", "--admin-settings", str(settings))
     fresh.eci("images")
     fresh.docker("run", "-d", "--name", "sleeper", "busybox", "sleep", "600")
     status = fresh.status()
@@ -138,14 +138,14 @@ def test_crash_recovery_and_clean_down(fresh: EngineHandle) -> None:
     assert "DEAD" in crashed.stdout
 
     assert len(live_ranges(fresh.layout)) == 1  # the sleeper's, orphaned by the crash
-    restarted = fresh.eci("up", "--admin-settings", str(settings))
+    restarted = fresh.eci("up", "--admin-settings", str(settings))  # keeps its registry
     assert "started" in restarted.stdout
     assert live_ranges(fresh.layout) == {}
     assert fresh.docker("run", "--rm", "busybox", "echo", "ok").stdout == "ok\n"
     assert _bridge_exists(fresh.layout.bridge_name)
 
     down = fresh.eci("down")
-    assert "stopped proxy, dockerd, registry, containerd" in down.stdout
+    assert "stopped proxy, dockerd, registry, registry-writer, containerd" in down.stdout
     assert_nothing_left(fresh.layout)
     assert not _bridge_exists(fresh.layout.bridge_name)
     assert "nothing was running" in fresh.eci("down").stdout

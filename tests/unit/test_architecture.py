@@ -20,6 +20,7 @@ PURE = [
     "engine/config.py",
     "errors.py",
     "requester.py",
+    "images/manifest.py",
 ]
 FORBIDDEN = {
     "asyncio",

@@ -51,6 +51,14 @@ UserFile = Annotated[
     ),
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+WithRegistry = Annotated[
+    bool | None,
+    typer.Option(
+        "--registry/--no-registry",
+        help="Run a loopback registry as dockerd's docker.io mirror (a stand-in for Docker Hub "
+        "without internet; `eci images` fills it). Default: what the engine had, else none.",
+    ),
+]
 
 
 def _fail(exc: EciError) -> typer.Exit:
@@ -75,7 +83,10 @@ def _print_json(data: Any) -> None:
 
 @app.command()
 def up(
-    state_dir: StateDir = None, admin_settings: AdminFile = None, user_settings: UserFile = None
+    state_dir: StateDir = None,
+    admin_settings: AdminFile = None,
+    user_settings: UserFile = None,
+    registry: WithRegistry = None,
 ) -> None:
     """Start the embedded engine (idempotent). Settings are validated before anything starts."""
     from eci.engine import engine
@@ -84,13 +95,15 @@ def up(
     layout = EngineLayout.for_state_dir(state_dir)
     try:
         settings = load_effective_settings(admin_settings, user_settings)
-        state, what = engine.up(layout, settings)
+        state, what = engine.up(layout, settings, registry)
     except EciError as exc:
         raise _fail(exc) from None
     for warning in settings.warnings:
         err.print(f"[yellow]warning:[/] {warning}", highlight=False)
     eci = "on" if state.eci_enabled else "OFF"
     out.print(f"eci engine {what}: ECI {eci} ({settings.eci_source.describe()})", highlight=False)
+    if state.registry_address:
+        out.print(f"  registry (docker.io mirror): {state.registry_address}", highlight=False)
     out.print(f"  export DOCKER_HOST=unix://{layout.user_socket}", highlight=False)
 
 
@@ -131,6 +144,8 @@ def status(state_dir: StateDir = None, as_json: AsJson = False) -> None:
             out.print(f"  {name:<11} pid {proc['pid']:<8} {alive}", highlight=False)
         for name, path in report["sockets"].items():
             out.print(f"  socket {name:<11} {path}", highlight=False)
+        if report.get("registry"):
+            out.print(f"  registry    {report['registry']} (docker.io mirror)", highlight=False)
         if "settings" in report:
             eci = report["settings"]["enhancedContainerIsolation"]
             out.print(
@@ -189,18 +204,27 @@ def env(state_dir: StateDir = None) -> None:
 
 @app.command()
 def images(state_dir: StateDir = None) -> None:
-    """Build the local test images (busybox, docker:cli, a Ryuk stand-in) with real registry
-    digests."""
+    """Build the local test images (busybox, docker:cli, a Ryuk stand-in) into the engine's
+    registry and pull them from it (real registry digests). Needs `eci up --registry`."""
     import docker
 
     from eci.images.builder import build
     from eci.images.catalog import TEST_IMAGES
+    from eci.images.registry import Registry
 
     layout, state = _running_engine(state_dir)
+    if not state.registry_address:
+        raise _fail(
+            EciError(
+                "the engine runs no registry, and `eci images` puts the test images there; "
+                "start it with one: `eci down`, then `eci up --registry`"
+            )
+        )
+    writer = Registry.unix(layout.registry_writer_socket)
     client = docker.DockerClient(base_url=f"unix://{layout.raw_socket}")
     try:
         for recipe in TEST_IMAGES:
-            what = build(client, recipe, state.registry_address)
+            what = build(client, recipe, writer)
             digests = client.api.inspect_image(recipe.name)["RepoDigests"]
             out.print(f"{recipe.name:<26} {what:<11} {' '.join(digests)}", highlight=False)
     except EciError as exc:

@@ -5,7 +5,10 @@ Design choices that keep a host's own Docker undisturbed:
 - own bridge interface (created by eci) and no iptables, ip_forward or masquerade changes:
   published ports work through docker-proxy, containers reach the host over the bridge;
 - own cgroup parent, data-root, exec-root and pidfile;
-- the local registry is a docker.io mirror, so pulled images carry docker.io registry digests.
+- the local registry (only when asked for: `eci up --registry`) is a docker.io mirror, so pulled
+  images carry docker.io registry digests. dockerd reads it on a loopback port below 1024 (only
+  root binds one, so no local user can stand in for it), where it is read-only; `eci images`
+  writes the same storage through a second registry process on a root-only unix socket.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ class EngineOptions:
 
     eci_enabled: bool
     runtime_path: Path
-    registry_address: str  # host:port on loopback
+    registry_address: str | None  # host:port on loopback; None: the engine runs no registry
     bridge_cidr: str  # e.g. 10.213.7.1/24, the bridge's own address
 
 
@@ -54,7 +57,6 @@ def dockerd_config(layout: EngineLayout, options: EngineOptions) -> str:
             RUNTIME_NAME: {"path": str(layout.runtime_launcher)},
         },
         "default-runtime": RUNTIME_NAME if options.eci_enabled else "runc",
-        "registry-mirrors": [f"http://{options.registry_address}"],
         # With ECI on, BuildKit is refused by the proxy (its RUN steps escape the runtime):
         # dockerd then advertises the classic builder, which the Docker CLI picks by itself.
         "features": {"buildkit": not options.eci_enabled},
@@ -62,6 +64,8 @@ def dockerd_config(layout: EngineLayout, options: EngineOptions) -> str:
         # read the solve request: dockerd itself refuses the entitlements that escape.
         "builder": {"entitlements": {"network-host": False, "security-insecure": False}},
     }
+    if options.registry_address:
+        config["registry-mirrors"] = [f"http://{options.registry_address}"]
     return json.dumps(config, indent=2, sort_keys=True) + "\n"
 
 
@@ -155,8 +159,18 @@ def containerd_config(layout: EngineLayout) -> str:
     )
 
 
-def registry_config(layout: EngineLayout, address: str) -> str:
-    """docker-registry (distribution) on loopback only, storing under the engine's state dir."""
+def _registry_config(layout: EngineLayout, *, read_only: bool, http: list[str]) -> str:
+    """docker-registry (distribution) storing under the engine's state dir. Nothing is ever
+    deleted through it; a read-only one answers every write (PUT, POST, PATCH, DELETE) with 405
+    and leaves stale uploads to the writer (which purges week-old ones, distribution's
+    default)."""
+    read_only_lines = [
+        "  maintenance:",
+        "    uploadpurging:",
+        "      enabled: false",
+        "    readonly:",
+        "      enabled: true",
+    ]
     return "\n".join(
         [
             "version: 0.1",
@@ -166,9 +180,21 @@ def registry_config(layout: EngineLayout, address: str) -> str:
             "  filesystem:",
             f"    rootdirectory: {json.dumps(str(layout.registry_root))}",
             "  delete:",
-            "    enabled: true",
+            "    enabled: false",
+            *(read_only_lines if read_only else []),
             "http:",
-            f"  addr: {json.dumps(address)}",
+            *(f"  {line}" for line in http),
             "",
         ]
     )
+
+
+def registry_config(layout: EngineLayout, address: str) -> str:
+    """The mirror dockerd pulls from: read-only, on ``address`` (loopback)."""
+    return _registry_config(layout, read_only=True, http=[f"addr: {json.dumps(address)}"])
+
+
+def registry_writer_config(layout: EngineLayout) -> str:
+    """The writer of the same storage, on the root-only unix socket `eci images` uses."""
+    socket = json.dumps(str(layout.registry_writer_socket))
+    return _registry_config(layout, read_only=False, http=["net: unix", f"addr: {socket}"])

@@ -1,4 +1,5 @@
-"""Start, stop and inspect one embedded engine: containerd, registry, dockerd, user-facing proxy.
+"""Start, stop and inspect one embedded engine: containerd, dockerd, user-facing proxy (and a
+loopback registry when asked for: `eci up --registry`).
 
 `up` is idempotent and all-or-nothing: on any failure everything started by that call is stopped
 again (by pid), mounts under eci's directories are detached and the bridge it created is removed.
@@ -30,6 +31,7 @@ from eci.engine.config import (
     containerd_config,
     dockerd_config,
     registry_config,
+    registry_writer_config,
     runtime_config,
     runtime_launcher,
 )
@@ -42,7 +44,13 @@ from eci.runtime.ranges import RANGE_SIZE, Pool, RangeStore
 from eci.settings import EffectiveSettings
 
 USER_SOCKET_GROUP = "docker"
-REQUIRED_COMMANDS = ("dockerd", "containerd", "docker-registry", "runc", "ip", "lxcfs")
+REQUIRED_COMMANDS = ("dockerd", "containerd", "runc", "ip", "lxcfs")
+REGISTRY_COMMAND = "docker-registry"
+#: sockets only root may use, made 0600 as well as sitting in the 0700 private dir
+ROOT_ONLY_SOCKETS: dict[str, Callable[[EngineLayout], Path]] = {
+    "dockerd": lambda lay: lay.raw_socket,
+    "registry-writer": lambda lay: lay.registry_writer_socket,
+}
 #: parts whose loss must not cost running containers a restart: `eci up` restarts them alone
 RESTARTABLE = ("runtime-server", "mount-supervisor", "lxcfs")
 
@@ -55,6 +63,19 @@ class Component:
     argv: Callable[[EngineLayout, EngineState], list[str]]
     ready: Callable[[EngineLayout, EngineState], bool]
     timeout: float
+    #: runs only in an engine started with its registry (`eci up --registry`)
+    registry: bool = False
+
+
+def _registry_part(
+    name: str,
+    config: Callable[[EngineLayout], Path],
+    ready: Callable[[EngineLayout, EngineState], bool],
+) -> Component:
+    """One of the registry's two processes: the same command and storage, its own config."""
+    return Component(
+        name, lambda lay, st: [REGISTRY_COMMAND, "serve", str(config(lay))], ready, 30.0, True
+    )
 
 
 COMPONENTS: tuple[Component, ...] = (
@@ -106,11 +127,16 @@ COMPONENTS: tuple[Component, ...] = (
         lambda lay, st: _socket_accepts(lay.containerd_socket),
         30.0,
     ),
-    Component(
+    # The registry's write side first: the mirror must never serve a storage nobody can fill.
+    _registry_part(
+        "registry-writer",
+        lambda lay: lay.registry_writer_config,
+        lambda lay, st: probe.http_status_unix(lay.registry_writer_socket, "/v2/") == 200,
+    ),
+    _registry_part(
         "registry",
-        lambda lay, st: ["docker-registry", "serve", str(lay.registry_config)],
+        lambda lay: lay.registry_config,
         lambda lay, st: probe.http_status_tcp(st.registry_address, "/v2/") == 200,
-        30.0,
     ),
     Component(
         "dockerd",
@@ -133,6 +159,11 @@ COMPONENTS: tuple[Component, ...] = (
         30.0,
     ),
 )
+
+
+def components(state: EngineState) -> tuple[Component, ...]:
+    """The daemons of this engine: the registry's two only if it was started with them."""
+    return tuple(c for c in COMPONENTS if state.registry_address or not c.registry)
 
 
 def _socket_accepts(path: Path) -> bool:
@@ -176,27 +207,34 @@ def running_state(layout: EngineLayout) -> EngineState | None:
     state = load_state(layout.state_file)
     if state is None or not state.processes:
         return None
-    if all(is_alive(p) for p in state.processes.values()) and len(state.processes) == len(
-        COMPONENTS
-    ):
+    expected = {c.name for c in components(state)}
+    if set(state.processes) == expected and all(is_alive(p) for p in state.processes.values()):
         return state
     return None
 
 
-def up(layout: EngineLayout, settings: EffectiveSettings) -> tuple[EngineState, str]:
-    """Bring the engine up (or confirm it is up). Returns the state and what was done."""
+def up(
+    layout: EngineLayout, settings: EffectiveSettings, registry: bool | None = None
+) -> tuple[EngineState, str]:
+    """Bring the engine up (or confirm it is up). Returns the state and what was done.
+    ``registry``: run the loopback registry (a stand-in for Docker Hub, for `eci images`);
+    None keeps what the engine had (a new engine: none)."""
     check_prerequisites()
     current = running_state(layout)
     restarted = _restart_lost_parts(layout) if current is None else []
     if restarted:
         current = running_state(layout)
     if current is not None:
+        _check_registry_choice(current, registry)
         if restarted and current.settings == settings.to_json():
             return current, f"already running; restarted {', '.join(restarted)}"
         if current.settings == settings.to_json():
             return current, "already running"
         return _apply_settings(layout, current, settings), "already running; settings reloaded"
-    if load_state(layout.state_file) is not None:
+    recorded = load_state(layout.state_file)
+    if registry is None:
+        registry = recorded is not None and bool(recorded.registry_address)
+    if recorded is not None:
         down(layout)  # a partly dead engine: clear its remains before starting afresh
 
     _make_dirs(layout)
@@ -211,18 +249,52 @@ def up(layout: EngineLayout, settings: EffectiveSettings) -> tuple[EngineState, 
     try:
         seed = int(hashlib.sha256(layout.tag.encode()).hexdigest(), 16)
         state.bridge_cidr = network.ensure_bridge(layout.bridge_name, layout.state_dir, seed)
-        state.registry_address = f"127.0.0.1:{probe.free_loopback_port()}"
+        if registry:
+            state.registry_address = _registry_address(layout)
         _write_configs(layout, state, settings)
-        for component in COMPONENTS:
+        for component in components(state):
             state.processes[component.name] = _start(layout, state, component)
             save_state(layout.state_file, state, _docker_gid())
-            if component.name == "dockerd":
-                os.chmod(layout.raw_socket, 0o600)
+            if component.name in ROOT_ONLY_SOCKETS:
+                os.chmod(ROOT_ONLY_SOCKETS[component.name](layout), 0o600)
     except BaseException:
         save_state(layout.state_file, state, _docker_gid())
         down(layout)
         raise
     return state, "started"
+
+
+def _check_registry_choice(state: EngineState, registry: bool | None) -> None:
+    if registry is None or registry == bool(state.registry_address):
+        return
+    running, flag = (
+        ("with", "--no-registry") if state.registry_address else ("without", "--registry")
+    )
+    raise EngineError(
+        f"the engine is running {running} its registry; to change that, run `eci down`, "
+        f"then `eci up {flag}`"
+    )
+
+
+def _registry_address(layout: EngineLayout) -> str:
+    """Where the mirror will listen; readies its storage and the writer's socket path."""
+    if shutil.which(REGISTRY_COMMAND, path=SANE_PATH) is None:
+        raise EngineError(
+            f"--registry needs the {REGISTRY_COMMAND} command; run `make setup` "
+            "(installs Debian's docker-registry)"
+        )
+    port = probe.free_root_only_loopback_port()
+    if port is None:
+        raise EngineError(
+            f"no free loopback port that only root can bind in {probe.ROOT_ONLY_PORTS} (below "
+            f"{probe.UNPRIVILEGED_PORT_START.read_text().strip()}, "
+            f"{probe.UNPRIVILEGED_PORT_START}): the registry would be open to any local user "
+            "who listens there first"
+        )
+    layout.registry_root.mkdir(parents=True, exist_ok=True)
+    layout.registry_root.chmod(0o700)
+    layout.registry_writer_socket.unlink(missing_ok=True)  # left by a crash: would block it
+    return f"127.0.0.1:{port}"
 
 
 def _restart_lost_parts(layout: EngineLayout) -> list[str]:
@@ -234,11 +306,11 @@ def _restart_lost_parts(layout: EngineLayout) -> list[str]:
     state = load_state(layout.state_file)
     if state is None:
         return []
-    core = [c.name for c in COMPONENTS if c.name not in RESTARTABLE]
+    core = [c.name for c in components(state) if c.name not in RESTARTABLE]
     if not all(n in state.processes and is_alive(state.processes[n]) for n in core):
         return []
     restarted = []
-    for component in COMPONENTS:
+    for component in components(state):
         recorded = state.processes.get(component.name)
         if component.name not in RESTARTABLE or (recorded is not None and is_alive(recorded)):
             continue
@@ -282,7 +354,7 @@ def _options(layout: EngineLayout, state: EngineState, enabled: bool) -> EngineO
     return EngineOptions(
         eci_enabled=enabled,
         runtime_path=runtime_shim_path(),
-        registry_address=state.registry_address,
+        registry_address=state.registry_address or None,
         bridge_cidr=state.bridge_cidr,
     )
 
@@ -290,7 +362,12 @@ def _options(layout: EngineLayout, state: EngineState, enabled: bool) -> EngineO
 def _write_configs(layout: EngineLayout, state: EngineState, settings: EffectiveSettings) -> None:
     options = _options(layout, state, settings.eci_enabled)
     write_atomic(layout.containerd_config, containerd_config(layout))
-    write_atomic(layout.registry_config, registry_config(layout, state.registry_address))
+    if state.registry_address:
+        write_atomic(layout.registry_config, registry_config(layout, state.registry_address))
+        write_atomic(layout.registry_writer_config, registry_writer_config(layout))
+    else:
+        layout.registry_config.unlink(missing_ok=True)
+        layout.registry_writer_config.unlink(missing_ok=True)
     write_atomic(layout.dockerd_config, dockerd_config(layout, options))
     write_atomic(layout.runtime_config, runtime_config(layout))
     write_atomic(layout.runtime_launcher, runtime_launcher(layout, options.runtime_path), 0o755)
@@ -426,6 +503,8 @@ def status(layout: EngineLayout) -> dict[str, Any]:
     }
     if state is None:
         return report
+    if state.registry_address:
+        report["sockets"]["registryWriter"] = str(layout.registry_writer_socket)
     report["processes"] = {
         name: {"pid": p.pid, "alive": is_alive(p)} for name, p in state.processes.items()
     }
@@ -433,7 +512,7 @@ def status(layout: EngineLayout) -> dict[str, Any]:
     report.update(
         eciEnabled=state.eci_enabled,
         settings=state.settings,
-        registry=state.registry_address,
+        registry=state.registry_address or None,
         bridge={"name": state.bridge, "cidr": state.bridge_cidr},
         startedAt=state.started_at,
         logs=str(layout.log_dir),

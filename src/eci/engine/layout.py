@@ -83,7 +83,13 @@ class EngineLayout:
 
     @property
     def registry_config(self) -> Path:
+        """The mirror dockerd pulls from: read-only, on a loopback port."""
         return self.config_dir / "registry.yml"
+
+    @property
+    def registry_writer_config(self) -> Path:
+        """The same storage written through a root-only unix socket (`eci images`)."""
+        return self.config_dir / "registry-writer.yml"
 
     @property
     def settings_snapshot(self) -> Path:
@@ -122,6 +128,11 @@ class EngineLayout:
     def user_socket(self) -> Path:
         """The socket users point DOCKER_HOST at (mode 0660, group docker)."""
         return self.run_dir / "docker.sock"
+
+    @property
+    def registry_writer_socket(self) -> Path:
+        """The only way to write into the engine's registry: root-only, dockerd never uses it."""
+        return self.private_dir / "registry-writer.sock"
 
     @property
     def grants_dir(self) -> Path:

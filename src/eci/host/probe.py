@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import socket
 import time
 from collections.abc import Callable
@@ -47,8 +48,23 @@ def wait_until(check: Callable[[], bool], timeout: float, interval: float = 0.05
         time.sleep(interval)
 
 
-def free_loopback_port() -> int:
-    """A port nothing listens on right now (the kernel's choice)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+#: where the engine's registry listens: ports only root may bind (while the host's
+#: net.ipv4.ip_unprivileged_port_start is above them; 1024 by default)
+ROOT_ONLY_PORTS = range(700, 800)
+UNPRIVILEGED_PORT_START = Path("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+
+
+def free_root_only_loopback_port() -> int | None:
+    """A loopback port that only root can bind and nothing listens on right now, or None.
+    No local user can listen there before the registry does, nor in its place if it stops."""
+    start = int(UNPRIVILEGED_PORT_START.read_text())
+    candidates = [port for port in ROOT_ONLY_PORTS if port < start]
+    random.shuffle(candidates)  # engines started side by side rarely try the same one
+    for port in candidates:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    return None

@@ -1,14 +1,15 @@
 """Rootfs directory -> image with real registry digests.
 
-The image is imported, pushed to the engine's loopback registry under its docker.io path
-(`library/busybox`), then pulled back by its plain name through the engine's registry mirror,
-so `RepoDigests` reads `busybox@sha256:…` exactly as it does for images users pull.
+The rootfs tar becomes one gzipped layer and an image config; both are written into the
+engine's registry under the docker.io path (`library/busybox`) through its root-only writer
+socket, then the image is pulled by its plain name through the engine's registry mirror, so
+`RepoDigests` reads `busybox@sha256:…` exactly as it does for images users pull.
 An image whose rootfs digest label already matches is left alone (re-running is cheap).
 """
 
 from __future__ import annotations
 
-import json
+import datetime as dt
 import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ import docker.errors
 
 from eci.errors import ImageBuildError
 from eci.images import rootfs
+from eci.images.manifest import CONFIG_TYPE, Blob, image_config
+from eci.images.registry import Registry, gzip_layer, push_image
 
 CONTENT_LABEL = "org.eci.rootfs-sha256"
 
@@ -64,41 +67,49 @@ def _current_label(client: docker.DockerClient, name: str) -> str | None:
     return labels.get(CONTENT_LABEL)
 
 
-def build(client: docker.DockerClient, recipe: ImageRecipe, registry: str) -> str:
+def build(client: docker.DockerClient, recipe: ImageRecipe, writer: Registry) -> str:
     """Assemble the recipe's rootfs, then `build_from_rootfs`."""
     with tempfile.TemporaryDirectory(prefix="eci-image-") as tmp:
         root = Path(tmp) / "rootfs"
         root.mkdir()
         rootfs.assemble(root, recipe.files, with_busybox=recipe.with_busybox)
-        return build_from_rootfs(client, root, recipe, registry)
+        return build_from_rootfs(client, root, recipe, writer)
 
 
 def build_from_rootfs(
-    client: docker.DockerClient, root: Path, recipe: ImageRecipe, registry: str
+    client: docker.DockerClient, root: Path, recipe: ImageRecipe, writer: Registry
 ) -> str:
-    """Rootfs dir -> image pushed to and pulled back from the registry; 'built' or 'up to date'."""
+    """Rootfs dir -> image written into the registry (``writer``) and pulled from it by dockerd;
+    'built' or 'up to date'."""
     with tempfile.TemporaryDirectory(prefix="eci-image-") as tmp:
         tar_path = Path(tmp) / "rootfs.tar"
         content = rootfs.pack(root, tar_path)
         if _current_label(client, recipe.name) == content:
             return "up to date"
-        staged = f"{registry}/{recipe.registry_path}"
-        changes = [f"CMD {json.dumps(list(recipe.cmd))}", f"LABEL {CONTENT_LABEL}={content}"]
+        layer_path = Path(tmp) / "rootfs.tar.gz"
+        layer = gzip_layer(tar_path, layer_path)
         try:
-            client.api.import_image(
-                src=str(tar_path), repository=staged, tag=recipe.tag, changes=changes
+            config_data = image_config(
+                [f"sha256:{content}"],
+                architecture=client.version()["Arch"],
+                cmd=recipe.cmd,
+                labels={CONTENT_LABEL: content},
+                created=dt.datetime.fromtimestamp(rootfs.FIXED_MTIME, dt.UTC),
             )
-            _check_stream(
-                client.api.push(staged, tag=recipe.tag, stream=True, decode=True),
-                f"push {staged}:{recipe.tag}",
+            config = Blob.of(CONFIG_TYPE, config_data)
+            push_image(
+                writer, recipe.registry_path, recipe.tag, config, config_data, [(layer, layer_path)]
             )
-            client.api.remove_image(f"{staged}:{recipe.tag}")
             _check_stream(
                 client.api.pull(recipe.repository, tag=recipe.tag, stream=True, decode=True),
                 f"pull {recipe.name} through the eci registry mirror",
             )
         except docker.errors.APIError as exc:
             raise ImageBuildError(f"{recipe.name}: {exc.explanation or exc}") from exc
+        except OSError as exc:
+            raise ImageBuildError(
+                f"{recipe.name}: the registry's writer at {writer.where} is unreachable: {exc}"
+            ) from exc
     if _current_label(client, recipe.name) != content:
         raise ImageBuildError(f"{recipe.name}: pulled image does not carry the built content")
     return "built"

@@ -13,19 +13,22 @@ from eci.engine.config import (
     containerd_config,
     dockerd_config,
     registry_config,
+    registry_writer_config,
     runtime_config,
 )
+from eci.engine.engine import components
 from eci.engine.layout import DEFAULT_RUN_DIR, DEFAULT_STATE_DIR, EngineLayout
+from eci.engine.state import EngineState
 from eci.host.mounts import is_under
 
 LAYOUTS = [EngineLayout.for_state_dir(None), EngineLayout.for_state_dir(Path("/tmp/eci-x"))]
 
 
-def _options(enabled: bool = True) -> EngineOptions:
+def _options(enabled: bool = True, registry: str | None = "127.0.0.1:723") -> EngineOptions:
     return EngineOptions(
         eci_enabled=enabled,
         runtime_path=Path("/opt/eci/eci-runtime"),
-        registry_address="127.0.0.1:5123",
+        registry_address=registry,
         bridge_cidr="10.213.4.1/24",
     )
 
@@ -63,7 +66,12 @@ def test_dockerd_config_keeps_to_private_paths(layout: EngineLayout) -> None:
         assert is_under(path, layout.state_dir) or is_under(path, layout.run_dir), key
     assert config["bridge"] == layout.bridge_name
     assert (config["iptables"], config["ip-forward"], config["ip-masq"]) == (False, False, False)
-    assert config["registry-mirrors"] == ["http://127.0.0.1:5123"]
+    assert config["registry-mirrors"] == ["http://127.0.0.1:723"]
+
+
+def test_without_a_registry_dockerd_has_no_mirror() -> None:
+    config = json.loads(dockerd_config(LAYOUTS[1], _options(registry=None)))
+    assert "registry-mirrors" not in config
 
 
 @pytest.mark.parametrize(("enabled", "default"), [(True, "sysbox-runc"), (False, "runc")])
@@ -92,7 +100,50 @@ def test_containerd_config_is_private_and_parses() -> None:
     assert "io.containerd.grpc.v1.cri" in config["disabled_plugins"]
 
 
-def test_registry_listens_on_loopback_only() -> None:
-    text = registry_config(LAYOUTS[1], "127.0.0.1:5123")
-    assert 'addr: "127.0.0.1:5123"' in text
-    assert f'rootdirectory: "{LAYOUTS[1].registry_root}"' in text
+def _yaml(text: str) -> dict[str, str]:
+    """The registry config's leaves as dotted paths (it is two-space-indented YAML)."""
+    leaves, path = {}, []
+    for line in text.splitlines()[1:]:
+        depth = (len(line) - len(line.lstrip())) // 2
+        key, _, value = line.strip().partition(":")
+        path[depth:] = [key]
+        if value.strip():
+            leaves[".".join(path)] = value.strip()
+    return leaves
+
+
+@pytest.mark.parametrize("layout", LAYOUTS, ids=["default", "custom"])
+def test_the_mirror_is_read_only_on_loopback(layout: EngineLayout) -> None:
+    config = _yaml(registry_config(layout, "127.0.0.1:723"))
+    assert config == {
+        "log.level": "warn",
+        "storage.filesystem.rootdirectory": f'"{layout.registry_root}"',
+        "storage.delete.enabled": "false",
+        "storage.maintenance.uploadpurging.enabled": "false",
+        "storage.maintenance.readonly.enabled": "true",
+        "http.addr": '"127.0.0.1:723"',
+    }
+
+
+@pytest.mark.parametrize("layout", LAYOUTS, ids=["default", "custom"])
+def test_the_writer_listens_on_a_socket_in_the_private_dir(layout: EngineLayout) -> None:
+    config = _yaml(registry_writer_config(layout))
+    assert config == {
+        "log.level": "warn",
+        "storage.filesystem.rootdirectory": f'"{layout.registry_root}"',
+        "storage.delete.enabled": "false",
+        "http.net": "unix",
+        "http.addr": f'"{layout.registry_writer_socket}"',
+    }
+    assert is_under(str(layout.registry_writer_socket), layout.private_dir)
+
+
+def test_the_registry_runs_only_in_an_engine_started_with_it() -> None:
+    state = EngineState(
+        state_dir="/tmp/eci-x", run_dir="/tmp/eci-x/run", eci_enabled=True, settings={}
+    )
+    without = [c.name for c in components(state)]
+    state.registry_address = "127.0.0.1:723"
+    with_registry = [c.name for c in components(state)]
+    assert [n for n in with_registry if n not in without] == ["registry-writer", "registry"]
+    assert with_registry.index("registry") < with_registry.index("dockerd")  # its mirror first
