@@ -3,6 +3,7 @@ as that user with ``/usr/bin/python3 -I``, SO_PEERCRED then names that user).
 
     flood.py SOCKET body COUNT SIZE   COUNT connections, each a chunked `containers/create`
                                       body of SIZE bytes, never its last chunk
+    flood.py SOCKET held COUNT SIZE   the same with a Content-Length of SIZE + 1
     flood.py SOCKET idle COUNT        COUNT connections that send nothing
     flood.py SOCKET ping              one `GET /_ping` on a new connection
     flood.py SOCKET create SIZE       one `containers/create` whose body is SIZE bytes
@@ -35,9 +36,8 @@ ANSWER_WAIT = 0.5
 WAIT = 60.0
 #: on what `create` creates, to clean it up
 LABEL = "eci-test-flood"
-HEAD = (
-    b"POST /v1.41/containers/create HTTP/1.1\r\nHost: docker\r\n"
-    b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+CREATE = (
+    b"POST /v1.41/containers/create HTTP/1.1\r\nHost: docker\r\nContent-Type: application/json\r\n"
 )
 
 
@@ -61,14 +61,21 @@ def answer(sock: socket.socket, wait: float) -> tuple[int, str] | None:
     return status, message
 
 
-def stalled_body(path: str, size: int, out: list[tuple[socket.socket, int, str]]) -> None:
-    """One connection: a create with a chunked body of ``size`` bytes, never ended."""
+def stalled_body(
+    path: str, size: int, chunked: bool, out: list[tuple[socket.socket, int, str]]
+) -> None:
+    """One connection: a create with a body of ``size`` bytes, never ended."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.connect(path)
-    piece = b"%x\r\n%s\r\n" % (PIECE, b" " * PIECE)
+    if chunked:
+        head = CREATE + b'Transfer-Encoding: chunked\r\n\r\n3\r\n{"a\r\n'
+        piece = b"%x\r\n%s\r\n" % (PIECE, b" " * PIECE)
+    else:
+        head = CREATE + b'Content-Length: %d\r\n\r\n{"a' % (size + 1)
+        piece = b" " * PIECE
     try:
-        sock.sendall(HEAD + b'3\r\n{"a\r\n')
-        for _ in range(size // PIECE):
+        sock.sendall(head)
+        for _ in range((size - 3) // PIECE):
             sock.sendall(piece)
     except OSError:
         pass  # the proxy ended the connection: what did it say?
@@ -94,18 +101,11 @@ def single(path: str, mode: str, args: list[str]) -> None:
     elif mode == "create":
         start = b'{"Image": "busybox", "Labels": {"%s": "1"}' % LABEL.encode()
         body = start + b" " * max(0, int(args[0]) - len(start) - 1) + b"}"
-        data = (
-            b"POST /v1.41/containers/create HTTP/1.1\r\nHost: docker\r\n"
-            b"Content-Type: application/json\r\nConnection: close\r\n"
-            b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
-        )
+        data = CREATE + b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
     elif mode == "stall-head":
         data = b"GET /_ping HTTP/1.1\r\nHost: docker\r\n"
     else:  # stall-body
-        data = (
-            b"POST /v1.41/containers/create HTTP/1.1\r\nHost: docker\r\n"
-            b'Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"Image": '
-        )
+        data = CREATE + b'Content-Length: 1000\r\n\r\n{"Image": '
     start = time.perf_counter()
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.connect(path)
@@ -118,7 +118,7 @@ def single(path: str, mode: str, args: list[str]) -> None:
 
 def main() -> None:
     path, mode = sys.argv[1], sys.argv[2]
-    if mode not in ("body", "idle"):
+    if mode not in ("body", "held", "idle"):
         single(path, mode, sys.argv[3:])
         return
     count = int(sys.argv[3])
@@ -131,7 +131,9 @@ def main() -> None:
     else:
         size = int(sys.argv[4])
         threads = [
-            threading.Thread(target=stalled_body, args=(path, size, connections), daemon=True)
+            threading.Thread(
+                target=stalled_body, args=(path, size, mode == "body", connections), daemon=True
+            )
             for _ in range(count)
         ]
         for thread in threads:

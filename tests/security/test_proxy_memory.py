@@ -26,6 +26,12 @@ from tests.support import SECOND_USER, TEST_USER, EngineHandle, eventually, run
 
 from eci.engine.state import load_state
 from eci.errors import ECI_PREFIX
+from eci.proxy.limits import (
+    BODY_TIMEOUT,
+    CONNECTIONS_PER_UID,
+    HEADER_TIMEOUT,
+    POLICED_BODY_LIMIT,
+)
 
 pytestmark = pytest.mark.engine
 
@@ -37,10 +43,6 @@ RSS_SLACK = 16 * MiB
 ATTACKERS = 48
 #: the issue's ~16 MiB, just under the old 16 MiB limit: held, not refused
 ATTACK_BODY = 16 * MiB - flood.PIECE
-MAX_CONNECTIONS_PER_UID = 128
-HEADER_TIMEOUT = 10.0
-BODY_TIMEOUT = 20.0
-POLICED_BODY_LIMIT = MiB
 #: what a timeout may run late by on a loaded machine
 LATE = 5.0
 FLOOD = Path(flood.__file__).read_text()
@@ -170,12 +172,12 @@ def test_a_stalled_request_body_is_ended(engine: EngineHandle) -> None:
 def test_a_user_over_the_connection_cap_is_refused_and_others_served(
     engine: EngineHandle,
 ) -> None:
-    with holding(engine, TEST_USER, "idle", str(MAX_CONNECTIONS_PER_UID)) as summary:
-        assert summary["opened"] == MAX_CONNECTIONS_PER_UID
+    with holding(engine, TEST_USER, "idle", str(CONNECTIONS_PER_UID)) as summary:
+        assert summary["opened"] == CONNECTIONS_PER_UID
         extra = single(engine, TEST_USER, "ping")
         other = single(engine, SECOND_USER, "ping")
     assert other["status"] == 200, other
     assert extra["status"] == 429, extra
     assert extra["message"].startswith(ECI_PREFIX), extra
-    assert str(MAX_CONNECTIONS_PER_UID) in extra["message"], extra
+    assert str(CONNECTIONS_PER_UID) in extra["message"], extra
     assert single(engine, TEST_USER, "ping")["status"] == 200  # served again once they closed
