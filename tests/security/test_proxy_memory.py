@@ -111,12 +111,25 @@ def holding(engine: EngineHandle, user: str, *args: str) -> Iterator[dict[str, A
         proc.stdout.close()
 
 
-def test_stalled_bodies_keep_the_proxy_small_and_others_served(engine: EngineHandle) -> None:
+ATTACKS = [
+    pytest.param("body", ATTACKERS, ATTACK_BODY, id="48-chunked-16MiB"),
+    # as many connections as a uid may have, bodies under the limit and announced with a
+    # Content-Length: each must be held whole, or wait for the budget, until its timeout
+    pytest.param("held", CONNECTIONS_PER_UID, POLICED_BODY_LIMIT - flood.PIECE, id="cap-held-2MiB"),
+]
+#: how the proxy may end a stalled body ("0": still being read when the flood looked)
+ENDED = {"0", "408", "413", "503"}
+
+
+@pytest.mark.parametrize(("mode", "count", "size"), ATTACKS)
+def test_stalled_bodies_keep_the_proxy_small_and_others_served(
+    engine: EngineHandle, mode: str, count: int, size: int
+) -> None:
     baseline = proxy_rss(engine)
     sampler = PeakRss(engine)
     sampler.start()
     try:
-        with holding(engine, TEST_USER, "body", str(ATTACKERS), str(ATTACK_BODY)) as summary:
+        with holding(engine, TEST_USER, mode, str(count), str(size)) as summary:
             during = proxy_rss(engine)
             ping = single(engine, SECOND_USER, "ping")
     finally:
@@ -131,9 +144,9 @@ def test_stalled_bodies_keep_the_proxy_small_and_others_served(engine: EngineHan
     assert ping["status"] == 200, f"another user's _ping during the attack: {ping}; {figures}"
     assert sampler.peak < RSS_BOUND, figures
     assert settled, figures
-    # every stalled body was ended by the proxy with a clear error, none is held
-    assert summary["opened"] == ATTACKERS
-    assert "0" not in summary["answers"], figures
+    # the stalled bodies were ended by the proxy with a clear error
+    assert summary["opened"] == count
+    assert set(summary["answers"]) <= ENDED, figures
     assert summary["messages"], figures
     assert all(m.startswith(ECI_PREFIX) for m in summary["messages"]), figures
 

@@ -58,7 +58,7 @@ from eci.proxy.audit import AuditLog
 from eci.proxy.framing import FramingError, LengthBody, body_tracker
 from eci.proxy.grants import GrantedSockets, new_token
 from eci.proxy.identity import DigestCache, image_identity
-from eci.proxy.limits import Limits
+from eci.proxy.limits import CLIENT_READ, Limits
 from eci.proxy.memory import MemoryReturn
 from eci.proxy.peer import peer_of
 from eci.proxy.splice import SpliceRelay
@@ -167,6 +167,13 @@ def _too_large(limit: int) -> Deny:
     )
 
 
+def _read_small(writer: asyncio.StreamWriter) -> None:
+    """Socket reads of at most ``CLIENT_READ`` from this client (see limits.py)."""
+    transport = writer.transport
+    if hasattr(transport, "max_size"):  # (selector transports; there is no public way)
+        transport.max_size = CLIENT_READ
+
+
 class ClientConnection:
     def __init__(
         self,
@@ -181,6 +188,7 @@ class ClientConnection:
         self.reader = reader
         self.writer = writer
         self.peer = peer_of(writer)
+        _read_small(writer)
         self.pending = b""  # client bytes read ahead of the parser (pipelined requests)
         self.client_eof = False
         self.upstream: Stream | None = None

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from eci.dockerapi.routes import Route
 
-__all__ = ["POLICED_BODY_LIMIT", "Limits"]
+__all__ = ["CLIENT_BUFFER", "CLIENT_READ", "POLICED_BODY_LIMIT", "Limits"]
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -44,6 +44,13 @@ IDLE_TIMEOUT = 60.0
 #: holds one per container it attaches to, plus a few.
 CONNECTIONS_PER_UID = 128
 UNLIMITED_UIDS = frozenset({0})
+#: The most one socket read from a client takes, and what its reader buffers before it stops
+#: reading (the ``limit`` of the client sockets' servers): what a client costs before any of
+#: its requests is looked at. Every readable socket is read once per turn of the event loop,
+#: so a burst of connections costs this for each; with asyncio's defaults (256 KiB reads,
+#: 128 KiB) it was what the kernel queues for a unix socket, ~200 KiB per connection.
+CLIENT_READ = 64 * KiB
+CLIENT_BUFFER = 16 * KiB
 
 
 @dataclass(frozen=True, slots=True)

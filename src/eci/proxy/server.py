@@ -20,7 +20,7 @@ from eci.policy.imagelist import ImageList
 from eci.proxy.audit import AuditLog
 from eci.proxy.connection import ClientConnection, ProxyConfig
 from eci.proxy.grants import GrantedSockets
-from eci.proxy.limits import Limits
+from eci.proxy.limits import CLIENT_BUFFER, Limits
 from eci.settings.model import DockerSocketMount
 
 
@@ -103,7 +103,9 @@ class Proxy:
 
     async def serve(self, listen: Path, mode: int = 0o660) -> None:
         _prepare_socket_path(listen)
-        server = await asyncio.start_unix_server(self._client, path=str(listen))
+        server = await asyncio.start_unix_server(
+            self._client, path=str(listen), limit=CLIENT_BUFFER
+        )
         os.chown(listen, 0, grp.getgrnam(self.group).gr_gid)
         os.chmod(listen, mode)
         inode = listen.stat().st_ino

@@ -30,7 +30,7 @@ from eci.errors import ECI_PREFIX, host_namespaces_message, restricted_mount_mes
 from eci.policy import PolicyContext
 from eci.proxy.audit import AuditLog
 from eci.proxy.connection import ClientConnection, ProxyConfig
-from eci.proxy.limits import Limits
+from eci.proxy.limits import CLIENT_BUFFER, Limits
 
 TIMEOUT = 10.0
 PID_HOST = host_namespaces_message(["pid"])
@@ -267,7 +267,9 @@ async def proxy(
         await ClientConnection(config, reader, writer).serve()
 
     fake_server = await asyncio.start_unix_server(tracked(fake.serve), path=str(upstream))
-    proxy_server = await asyncio.start_unix_server(tracked(client_connected), path=str(listen))
+    proxy_server = await asyncio.start_unix_server(
+        tracked(client_connected), path=str(listen), limit=CLIENT_BUFFER
+    )
     try:
         yield Harness(fake, config, listen, tmp_path / "audit.jsonl")
     finally:
