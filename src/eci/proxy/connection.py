@@ -203,15 +203,15 @@ class ClientConnection:
     # ---- client side -------------------------------------------------------------------
     def _wait_for(self, waiting: Waiting) -> None:
         """From now on the client's reads wait for ``waiting``, under its timeout."""
-        limits = self.config.limits
-        timeout = {
-            Waiting.IDLE: limits.idle_timeout,
-            Waiting.HEAD: limits.header_timeout,
-            Waiting.BODY: limits.body_timeout,
-        }.get(waiting)
         self.waiting = waiting
-        if timeout is not None:
-            self.deadline = asyncio.get_running_loop().time() + timeout
+        if waiting is Waiting.UNTIMED:
+            return
+        limits = self.config.limits
+        if waiting is Waiting.IDLE:
+            timeout = limits.idle_timeout
+        else:
+            timeout = limits.header_timeout if waiting is Waiting.HEAD else limits.body_timeout
+        self.deadline = asyncio.get_running_loop().time() + timeout
 
     async def _read_client(self) -> bytes:
         if self.waiting is Waiting.UNTIMED:
@@ -281,9 +281,6 @@ class ClientConnection:
         if length is not None and length > limit:
             raise _Refused(_too_large(limit))
         self._wait_for(Waiting.BODY)
-        if length == 0:  # (h11 frames the body by this length: there is nothing to read)
-            yield await self._read_body(conn, limit)
-            return
         try:
             async with asyncio.timeout_at(self.deadline):
                 size = limit if length is None else length
@@ -541,6 +538,9 @@ class ClientConnection:
         self._wait_for(Waiting.UNTIMED)
         if route is not None and route.body is Body.STREAM:
             return await self._policed(conn, event, request, streaming=True)
+        if _stream_length(event) == 0:  # no body (most requests): nothing to hold or time
+            await self._read_body(conn, 0)  # (h11's end of the message, nothing is read)
+            return await self._policed(conn, event, request, streaming=False)
         limit = self.config.limits.body_limit(request.method, route)
         try:
             async with self._policed_body(conn, event, limit) as body:
