@@ -18,6 +18,12 @@ start, /session, /grpc) become a raw bidirectional pipe with half-close once doc
 switches protocols (101) or starts the raw stream (200). Bulk downloads (`docker cp` out,
 `export`, `save`) are asked with ``Connection: close``: their body ends with the upstream
 connection, so it is spliced through in the kernel (``proxy/splice.py``) without being read.
+
+What a client can make the proxy hold is bounded (``proxy/limits.py``): a policed body has
+its route's size limit and reserves its size in the budget shared by all connections
+(``proxy/admission.py``) before it is read; the head, a policed body and an idle connection
+each have a deadline (``Waiting``), nothing after the request has been read does; a uid has at
+most so many connections open.
 """
 
 from __future__ import annotations

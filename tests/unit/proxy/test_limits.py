@@ -26,6 +26,7 @@ from tests.unit.proxy.test_connection import (
 )
 
 from eci.errors import ECI_PREFIX
+from eci.proxy import memory
 from eci.proxy.admission import BodyBudget, ConnectionCounts
 from eci.proxy.limits import Limits
 
@@ -190,6 +191,22 @@ def test_what_is_given_back_is_reported() -> None:
 
     asyncio.run(scenario())
     assert freed == [500, 300]
+
+
+def test_the_heap_is_trimmed_once_after_a_burst_of_frees(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(memory, "TRIM_DELAY", 0.0)
+
+    async def scenario() -> None:
+        returned = memory.MemoryReturn()
+        returned.freed_bytes(memory.TRIM_AFTER - 1)
+        await asyncio.sleep(0.01)
+        assert returned.trims == 0  # not worth a trim yet
+        returned.freed_bytes(1)
+        returned.freed_bytes(memory.TRIM_AFTER)  # (before the trim runs: the same burst)
+        await asyncio.sleep(0.01)
+        assert (returned.trims, returned.freed) == (1, 0)
+
+    asyncio.run(scenario())
 
 
 # --- timeouts -------------------------------------------------------------------------------------
