@@ -862,12 +862,12 @@ def chunked_post(name: str, te: list[str], body: bytes = EVIL, size: int = 7) ->
 
 
 def padded_field(name: str) -> bytes:
-    """The dangerous field after 2 MiB of a harmless one (CVE-2026-34040: a check that reads
-    only the first MiB)."""
+    """The dangerous field after 1.5 MiB of a harmless one (CVE-2026-34040: a check that
+    reads only the first MiB), within the proxy's 2 MiB limit."""
     body = pairs(
         ("Image", IMAGE),
         ("Env", SECRET_ENV),
-        ("Labels", {"pad": "A" * (2 << 20)}),
+        ("Labels", {"pad": "A" * (3 << 19)}),
         ("HostConfig", {"PidMode": "host"}),
     )
     return json_post(CREATE.format(name=name), body)
@@ -1203,10 +1203,10 @@ WIRE_CASES = [
         (201, 201, 201),
         ((201, None), (403, PID_HOST), (403, PID_HOST)),
     ),
-    # bodies past 1 MiB (CVE-2026-34040) and past the proxy's 16 MiB limit
+    # bodies past 1 MiB (CVE-2026-34040) and past the proxy's limit (2 MiB for a create)
     Wire(
         "body-padded-with-whitespace",
-        lambda n: json_post(CREATE.format(name=n), b" " * (2 << 20) + EVIL + b"\n" * 4096),
+        lambda n: json_post(CREATE.format(name=n), b" " * (3 << 19) + EVIL + b"\n" * 4096),
         (201,),
         ((403, PID_HOST),),
     ),

@@ -18,6 +18,12 @@ start, /session, /grpc) become a raw bidirectional pipe with half-close once doc
 switches protocols (101) or starts the raw stream (200). Bulk downloads (`docker cp` out,
 `export`, `save`) are asked with ``Connection: close``: their body ends with the upstream
 connection, so it is spliced through in the kernel (``proxy/splice.py``) without being read.
+
+What a client can make the proxy hold is bounded (``proxy/limits.py``): a policed body has
+its route's size limit and reserves its size in the budget shared by all connections
+(``proxy/admission.py``) before it is read; the head, a policed body and an idle connection
+each have a deadline (``Waiting``), nothing after the request has been read does; a uid has at
+most so many connections open.
 """
 
 from __future__ import annotations
@@ -53,10 +59,13 @@ from eci.policy import (
     facts_needed,
 )
 from eci.policy.commands import check_command
+from eci.proxy.admission import BodyBudget, ConnectionCounts
 from eci.proxy.audit import AuditLog
 from eci.proxy.framing import FramingError, LengthBody, body_tracker
 from eci.proxy.grants import GrantedSockets, new_token
 from eci.proxy.identity import DigestCache, image_identity
+from eci.proxy.limits import CLIENT_READ, Limits
+from eci.proxy.memory import MemoryReturn
 from eci.proxy.peer import peer_of
 from eci.proxy.splice import SpliceRelay
 from eci.proxy.streams import CHUNK, pipe_both_ways
@@ -64,6 +73,8 @@ from eci.proxy.upload import extract_in_container
 from eci.proxy.upstream import LookupFailed, Stream, UpstreamPool, gather_facts
 
 MAX_HEAD = 64 * 1024
+#: What is read ahead of the parser while a response is relayed (pipelined requests).
+READ_AHEAD = MAX_HEAD
 #: A response read smaller than this is a trickle: pause reading briefly (see
 #: ``_let_upstream_fill``); measured with bench/proxy.py (64 KiB starved `docker cp`).
 TRICKLE = 16 * 1024
@@ -86,23 +97,50 @@ class Outcome(enum.Enum):
     STALE = "stale"
 
 
+class Waiting(enum.Enum):
+    """What a connection waits for from its client, and so which timeout applies."""
+
+    IDLE = "a request"
+    HEAD = "the rest of the request head"
+    BODY = "the request body"
+    #: a streamed body, a response being relayed, a hijacked stream: long-lived by design
+    UNTIMED = "nothing timed"
+
+
 @dataclass
 class ProxyConfig:
     upstream: Path
     policy: PolicyContext
     audit: AuditLog
-    body_limit: int
+    limits: Limits = field(default_factory=Limits)
     #: the containers' filtered sockets (None: no socket can be granted)
     grants: GrantedSockets | None = None
     pool: UpstreamPool = field(init=False)
     digests: DigestCache = field(init=False, default_factory=DigestCache)
+    memory: MemoryReturn = field(init=False, default_factory=MemoryReturn)
+    budget: BodyBudget = field(init=False)
+    connections: ConnectionCounts = field(init=False)
 
     def __post_init__(self) -> None:
         self.pool = UpstreamPool(self.upstream)
+        self.budget = BodyBudget(
+            self.limits.budget, self.limits.budget_per_uid, self.memory.freed_bytes
+        )
+        self.connections = ConnectionCounts(self.limits)
 
 
-class _TooLarge(Exception):
-    pass
+class _Refused(Exception):
+    """The request is refused before it is read whole: answer ``deny`` and close."""
+
+    def __init__(self, deny: Deny) -> None:
+        super().__init__(deny.message)
+        self.deny = deny
+
+
+class _TimedOut(Exception):
+    def __init__(self, waiting: Waiting) -> None:
+        super().__init__(waiting.value)
+        self.waiting = waiting
 
 
 def _target_for_upstream(request: ApiRequest) -> str:
@@ -120,11 +158,26 @@ def _unframed(response: h11.Response) -> bool:
 
 
 def _stream_length(event: h11.Request) -> int | None:
-    """The client's own framing of a streamed body: ``None`` for chunked (h11 prefers
-    chunked when both are sent, and so does the forwarded request)."""
+    """The client's own framing of a body: ``None`` for chunked (h11 prefers chunked when
+    both are sent, and so does the forwarded request). h11 has checked the value."""
     if any(n == b"transfer-encoding" for n, _ in event.headers):
         return None
     return next((int(v) for n, v in event.headers if n == b"content-length"), 0)
+
+
+def _too_large(limit: int) -> Deny:
+    return Deny(
+        "body-too-large",
+        f"{ECI_PREFIX}request body is larger than the proxy's limit of {limit} bytes; refused",
+        413,
+    )
+
+
+def _read_small(writer: asyncio.StreamWriter) -> None:
+    """Socket reads of at most ``CLIENT_READ`` from this client (see limits.py)."""
+    transport = writer.transport
+    if hasattr(transport, "max_size"):  # (selector transports; there is no public way)
+        transport.max_size = CLIENT_READ
 
 
 class ClientConnection:
@@ -141,6 +194,7 @@ class ClientConnection:
         self.reader = reader
         self.writer = writer
         self.peer = peer_of(writer)
+        _read_small(writer)
         self.pending = b""  # client bytes read ahead of the parser (pipelined requests)
         self.client_eof = False
         self.upstream: Stream | None = None
@@ -149,15 +203,40 @@ class ClientConnection:
         #: the upstream connection ended its last response cleanly: it may serve another client
         self.upstream_clean = False
         self.splice: SpliceRelay | None = None  # a download being spliced through
+        self.waiting = Waiting.UNTIMED
+        self.deadline = 0.0  # (loop time) when waiting for the client ends
 
     # ---- client side -------------------------------------------------------------------
+    def _wait_for(self, waiting: Waiting) -> None:
+        """From now on the client's reads wait for ``waiting``, under its timeout."""
+        self.waiting = waiting
+        if waiting is Waiting.UNTIMED:
+            return
+        limits = self.config.limits
+        if waiting is Waiting.IDLE:
+            timeout = limits.idle_timeout
+        else:
+            timeout = limits.header_timeout if waiting is Waiting.HEAD else limits.body_timeout
+        self.deadline = asyncio.get_running_loop().time() + timeout
+
+    async def _read_client(self) -> bytes:
+        if self.waiting is Waiting.UNTIMED:
+            return await self.reader.read(CHUNK)
+        try:
+            async with asyncio.timeout_at(self.deadline):
+                data = await self.reader.read(CHUNK)
+        except TimeoutError:
+            raise _TimedOut(self.waiting) from None
+        if self.waiting is Waiting.IDLE and data:
+            self._wait_for(Waiting.HEAD)  # a request begins: its head has a shorter while
+        return data
+
     async def _next_event(self, conn: h11.Connection) -> h11.Event | type[h11.PAUSED]:
         while True:
             event = conn.next_event()
             if event is not h11.NEED_DATA:
                 return event  # type: ignore[return-value]
-            data = await self.reader.read(CHUNK)
-            conn.receive_data(data)
+            conn.receive_data(await self._read_client())
 
     async def _send(self, data: bytes) -> None:
         self.writer.write(data)
@@ -180,20 +259,68 @@ class ClientConnection:
                 + conn.send(h11.EndOfMessage())
             )
 
-    async def _read_body(self, conn: h11.Connection) -> bytes:
+    async def _read_body(self, conn: h11.Connection, limit: int) -> bytes:
         if conn.client_is_waiting_for_100_continue:
             await self._send(conn.send(h11.InformationalResponse(status_code=100, headers=[])))
         body = bytearray()
         while True:
             event = await self._next_event(conn)
             if isinstance(event, h11.Data):
+                if len(body) + len(event.data) > limit:
+                    raise _Refused(_too_large(limit))
                 body += event.data
-                if len(body) > self.config.body_limit:
-                    raise _TooLarge
             elif isinstance(event, h11.EndOfMessage):
                 return bytes(body)
             else:
                 raise h11.RemoteProtocolError(f"unexpected {event!r} in a request body")
+
+    @contextlib.asynccontextmanager
+    async def _policed_body(
+        self, conn: h11.Connection, event: h11.Request, limit: int
+    ) -> AsyncIterator[bytes]:
+        """The whole body of a policed request, held in the body budget for the block.
+
+        The budget is reserved before a byte is read: the declared length (refused at once
+        when over ``limit``), or ``limit`` for a chunked body; then only what was read is
+        kept. Waiting for the budget and reading must end by the body's deadline."""
+        length = _stream_length(event)
+        if length is not None and length > limit:
+            raise _Refused(_too_large(limit))
+        self._wait_for(Waiting.BODY)
+        try:
+            async with asyncio.timeout_at(self.deadline):
+                size = limit if length is None else length
+                reservation = await self.config.budget.reserve(self.peer.uid, size)
+        except TimeoutError:
+            limits = self.config.limits
+            raise _Refused(
+                Deny(
+                    "proxy-busy",
+                    f"{ECI_PREFIX}the proxy holds as many request bodies as it may "
+                    f"({limits.budget} bytes, {limits.budget_per_uid} per user) and none "
+                    f"was freed within {limits.body_timeout:g} s; retry later",
+                    503,
+                )
+            ) from None
+        try:
+            try:
+                body = await self._read_body(conn, limit)
+            except _TimedOut:
+                raise _Refused(self._timed_out(Waiting.BODY)) from None
+            reservation.shrink(len(body))
+            yield body
+        finally:
+            reservation.release()
+
+    def _timed_out(self, waiting: Waiting) -> Deny:
+        limits = self.config.limits
+        timeout = limits.body_timeout if waiting is Waiting.BODY else limits.header_timeout
+        return Deny(
+            "client-timeout",
+            f"{ECI_PREFIX}{waiting.value} did not arrive within {timeout:g} s; "
+            "closing the connection",
+            408,
+        )
 
     # ---- upstream side -----------------------------------------------------------------
     async def _upstream(self) -> Stream:
@@ -212,7 +339,7 @@ class ClientConnection:
     async def _watch_client(self) -> None:
         """While a response streams: read ahead (pipelined requests), and pass a client's
         EOF on to dockerd, which ends `logs -f`/`events` as it would for a direct client."""
-        while len(self.pending) < self.config.body_limit:
+        while len(self.pending) < READ_AHEAD:
             data = await self.reader.read(CHUNK)
             if not data:
                 self.client_eof = True
@@ -414,21 +541,27 @@ class ClientConnection:
             await self._refuse(conn, None, event, Deny("bad-target", f"{ECI_PREFIX}{exc}", 400))
             return Outcome.CLOSE
         route = request.route.route if request.route else None
-        streaming = route is not None and route.body is Body.STREAM
-        if not streaming:
-            try:
-                body = await self._read_body(conn)
-            except _TooLarge:
-                deny = Deny(
-                    "body-too-large",
-                    f"{ECI_PREFIX}request body is larger than the proxy's limit of "
-                    f"{self.config.body_limit} bytes; refused",
-                    413,
-                )
-                await self._refuse(conn, request, event, deny, close=True)
-                return Outcome.CLOSE
-            request = dataclasses.replace(request, body=body)
+        self._wait_for(Waiting.UNTIMED)
+        if route is not None and route.body is Body.STREAM:
+            return await self._policed(conn, event, request, streaming=True)
+        if _stream_length(event) == 0:  # no body (most requests): nothing to hold or time
+            await self._read_body(conn, 0)  # (h11's end of the message, nothing is read)
+            return await self._policed(conn, event, request, streaming=False)
+        limit = self.config.limits.body_limit(request.method, route)
+        try:
+            async with self._policed_body(conn, event, limit) as body:
+                self._wait_for(Waiting.UNTIMED)
+                request = dataclasses.replace(request, body=body)
+                return await self._policed(conn, event, request, streaming=False)
+        except _Refused as refused:  # (raised only while the body is read)
+            await self._refuse(conn, request, event, refused.deny, close=True)
+            return Outcome.CLOSE
 
+    async def _policed(
+        self, conn: h11.Connection, event: h11.Request, request: ApiRequest, streaming: bool
+    ) -> Outcome:
+        """Decide on a request read (but for a streamed body), and carry the decision out."""
+        route = request.route.route if request.route else None
         decision = await self._decide(request, event.target.decode("latin-1"))
         if isinstance(decision, Deny):
             await self._refuse(conn, request, event, decision, close=streaming)
@@ -537,9 +670,49 @@ class ClientConnection:
 
     # ---- the connection ----------------------------------------------------------------
     async def serve(self) -> None:
+        """Serve the client's requests until either side closes; a uid that has its most
+        connections open is answered 429 instead."""
+        counts = self.config.connections
+        if not counts.admit(self.peer.uid):
+            await self._turn_away()
+            return
+        try:
+            await self._serve()
+        finally:
+            counts.leave(self.peer.uid)
+
+    async def _turn_away(self) -> None:
+        """Read the first request's head (without keeping it, within the header timeout),
+        answer 429 and close: never hold more than a read for a connection over the cap."""
+        limit = self.config.limits.connections_per_uid
+        deny = Deny(
+            "too-many-connections",
+            f"{ECI_PREFIX}uid {self.peer.uid} has {limit} connections open to the Docker "
+            "socket, the most one user may have; close some and retry",
+            429,
+        )
+        self.config.audit.refused(self.peer, "?", "?", deny, self.grant)
+        tail = b""
+        try:
+            async with asyncio.timeout(self.config.limits.header_timeout):
+                while b"\r\n\r\n" not in tail:
+                    data = await self.reader.read(CHUNK)
+                    if not data:
+                        break
+                    tail = tail[-3:] + data
+            conn = h11.Connection(h11.SERVER)
+            await self._respond(conn, deny.status, deny.message, close=True)
+        except (TimeoutError, ConnectionError, OSError):
+            pass
+        finally:
+            self.writer.close()
+
+    async def _serve(self) -> None:
         try:
             while True:
                 conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
+                self.head_request = False
+                self._wait_for(Waiting.HEAD if self.pending else Waiting.IDLE)
                 if self.pending:  # (receive_data(b"") would mean EOF)
                     conn.receive_data(self.pending)
                     self.pending = b""
@@ -550,6 +723,12 @@ class ClientConnection:
                     if not isinstance(event, h11.Request):
                         return  # ConnectionClosed: the client is done
                     outcome = await self._one_request(conn, event)
+                except _TimedOut as timed_out:
+                    if timed_out.waiting is Waiting.HEAD:  # (an idle connection just closes)
+                        deny = self._timed_out(timed_out.waiting)
+                        self.config.audit.refused(self.peer, "?", "?", deny, self.grant)
+                        await self._respond(conn, deny.status, deny.message, close=True)
+                    return
                 except h11.RemoteProtocolError as exc:
                     status = exc.error_status_hint
                     # h11's message quotes the request's bytes: never into the audit log

@@ -29,6 +29,7 @@ from typing import Any
 from urllib.parse import quote
 
 from eci.policy.grants import GRANT_LABEL, GRANT_SOCKET
+from eci.proxy.limits import CLIENT_BUFFER
 from eci.proxy.upstream import LookupFailed, get_json, stream_json_lines
 
 TOKEN = re.compile(r"[0-9a-f]{16}\Z")
@@ -64,7 +65,9 @@ class GrantedSockets:
         with contextlib.suppress(FileNotFoundError):
             if stat.S_ISSOCK(path.lstat().st_mode):
                 path.unlink()  # left by an earlier proxy: nobody listens on it any more
-        server = await asyncio.start_unix_server(partial(self.serve, token), path=str(path))
+        server = await asyncio.start_unix_server(
+            partial(self.serve, token), path=str(path), limit=CLIENT_BUFFER
+        )
         os.chmod(path, 0o666)
         self.servers[token] = server
 

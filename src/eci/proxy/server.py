@@ -20,9 +20,8 @@ from eci.policy.imagelist import ImageList
 from eci.proxy.audit import AuditLog
 from eci.proxy.connection import ClientConnection, ProxyConfig
 from eci.proxy.grants import GrantedSockets
+from eci.proxy.limits import CLIENT_BUFFER, Limits
 from eci.settings.model import DockerSocketMount
-
-DEFAULT_BODY_LIMIT = 16 * 1024 * 1024
 
 
 class SettingsUnreadable(Exception):
@@ -65,14 +64,14 @@ def _prepare_socket_path(path: Path) -> None:
 
 
 class Proxy:
-    def __init__(self, layout: EngineLayout, group: str, body_limit: int) -> None:
+    def __init__(self, layout: EngineLayout, group: str, limits: Limits) -> None:
         self.layout = layout
         self.group = group
         self.config = ProxyConfig(
             upstream=layout.raw_socket,
             policy=policy_context(layout),
             audit=AuditLog(layout.audit_log),
-            body_limit=body_limit,
+            limits=limits,
             grants=GrantedSockets(layout.grants_dir, layout.raw_socket, self._granted_client),
         )
         # asyncio holds tasks only weakly: a connection whose client has half-closed could
@@ -104,7 +103,9 @@ class Proxy:
 
     async def serve(self, listen: Path, mode: int = 0o660) -> None:
         _prepare_socket_path(listen)
-        server = await asyncio.start_unix_server(self._client, path=str(listen))
+        server = await asyncio.start_unix_server(
+            self._client, path=str(listen), limit=CLIENT_BUFFER
+        )
         os.chown(listen, 0, grp.getgrnam(self.group).gr_gid)
         os.chmod(listen, mode)
         inode = listen.stat().st_ino

@@ -30,6 +30,7 @@ from eci.errors import ECI_PREFIX, host_namespaces_message, restricted_mount_mes
 from eci.policy import PolicyContext
 from eci.proxy.audit import AuditLog
 from eci.proxy.connection import ClientConnection, ProxyConfig
+from eci.proxy.limits import CLIENT_BUFFER, Limits
 
 TIMEOUT = 10.0
 PID_HOST = host_namespaces_message(["pid"])
@@ -233,7 +234,7 @@ class Harness:
 
 @contextlib.asynccontextmanager
 async def proxy(
-    tmp_path: Path, reply: Callable[[Seen], Reply] = default_reply, body_limit: int = 1 << 20
+    tmp_path: Path, reply: Callable[[Seen], Reply] = default_reply, limits: Limits | None = None
 ) -> AsyncIterator[Harness]:
     """A fake dockerd on ``tmp_path/d.sock`` and the proxy (ECI on) on ``tmp_path/p.sock``.
 
@@ -259,14 +260,16 @@ async def proxy(
         upstream=upstream,
         policy=PolicyContext(eci_enabled=True),
         audit=AuditLog(tmp_path / "audit.jsonl"),
-        body_limit=body_limit,
+        limits=limits or Limits(),
     )
 
     async def client_connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await ClientConnection(config, reader, writer).serve()
 
     fake_server = await asyncio.start_unix_server(tracked(fake.serve), path=str(upstream))
-    proxy_server = await asyncio.start_unix_server(tracked(client_connected), path=str(listen))
+    proxy_server = await asyncio.start_unix_server(
+        tracked(client_connected), path=str(listen), limit=CLIENT_BUFFER
+    )
     try:
         yield Harness(fake, config, listen, tmp_path / "audit.jsonl")
     finally:
@@ -533,7 +536,8 @@ def test_an_over_limit_body_is_a_413_and_nothing_is_forwarded(tmp_path: Path, fr
     data = json.dumps({"Image": "busybox", "Env": ["X=" + "x" * 4000]}).encode()
 
     async def scenario() -> None:
-        async with proxy(tmp_path, body_limit=1024) as px, px.client() as client:
+        limits = Limits(policed_body=1024)
+        async with proxy(tmp_path, limits=limits) as px, px.client() as client:
             if framing == "chunked":
                 head = http(
                     "POST",
