@@ -177,9 +177,11 @@ PROBE_SOURCE = Path(__file__).with_name("probe.c")
 PROBE_DIR = "/probe"
 
 
-def build_probe(directory: Path) -> list[str]:
-    """Compile probe.c statically into ``directory``; the ``docker run`` options mounting it."""
-    run(["gcc", "-static", "-O2", "-Wall", "-o", str(directory / "probe"), str(PROBE_SOURCE)])
+def build_probe(directory: Path, source: Path = PROBE_SOURCE) -> list[str]:
+    """Compile ``source`` (probe.c) statically into ``directory``, named as the file without
+    its suffix; the ``docker run`` options mounting it."""
+    output = str(directory / source.stem)
+    run(["gcc", "-static", "-O2", "-Wall", "-pthread", "-o", output, str(source)])
     return ["-v", f"{directory}:{PROBE_DIR}:ro"]
 
 

@@ -1,0 +1,77 @@
+"""Work eci does for a container is paid by the container: its cgroups, not eci's.
+
+The mount supervisor's helpers and the `docker cp` extractor are host processes eci starts
+for one container. Before either does any work it moves itself into every cgroup of that
+container, in each hierarchy (cgroup v1's cpu, cpuacct, memory, pids, …, and the v2 one):
+the container's cpu quota, memory limit and pids limit bound it, its cpuacct counts it, and
+a paused container's freezer holds it. A process that cannot be moved into every one of them
+does nothing (`charge` raises): work for a container is never done uncharged.
+
+- `memberships(text)`: the (hierarchy, path) pairs of a /proc/<pid>/cgroup text;
+- `mount_points(text)`: hierarchy name -> where it is mounted, from a mountinfo text;
+- `charge(memberships, mount_points)`: move this process into each of those cgroups.
+
+A hierarchy is named as /proc/<pid>/cgroup names it: one of its v1 controllers (`cpu`),
+`name=…` for a named one, "" for v2.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+
+from eci.runtime.mountinfo import unescape
+
+#: the hierarchy joined last: once in a frozen (paused) container's freezer, a process stops
+LAST = "freezer"
+
+
+def memberships(text: str) -> list[tuple[str, str]]:
+    """`hierarchy-id:controllers:path` lines -> (controllers, path), freezer last."""
+    found = []
+    for line in text.splitlines():
+        _, controllers, path = line.split(":", 2)
+        found.append((controllers, path))
+    return sorted(found, key=lambda m: LAST in m[0].split(","))
+
+
+def mount_points(mountinfo: str) -> dict[str, str]:
+    """Each v1 controller or `name=…` (and "" for v2) -> the mount point of its hierarchy's
+    root (a mount of a cgroup below the root is not one: its paths would not match)."""
+    points: dict[str, str] = {}
+    for line in mountinfo.splitlines():
+        fields = line.split()
+        sep = fields.index("-", 6)
+        fstype, root, mountpoint = fields[sep + 1], fields[3], unescape(fields[4])
+        if root != "/":
+            continue
+        if fstype == "cgroup2":
+            points.setdefault("", mountpoint)
+        elif fstype == "cgroup":
+            for option in fields[sep + 3].split(","):
+                points.setdefault(option, mountpoint)
+    return points
+
+
+def procs_files(cgroups: list[tuple[str, str]], points: dict[str, str]) -> list[str]:
+    """The cgroup.procs file of each membership; OSError for a hierarchy that is not mounted."""
+    files = []
+    for controllers, path in cgroups:
+        point = points.get(controllers.split(",")[0])
+        if point is None:
+            raise OSError(errno.ENOENT, f"cgroup hierarchy {controllers!r} is not mounted")
+        files.append(os.path.join(point, path.lstrip("/"), "cgroup.procs"))
+    return files
+
+
+def charge(cgroups: list[tuple[str, str]], points: dict[str, str]) -> None:
+    """Move this process into each of `cgroups` (raises OSError if any move fails)."""
+    if not cgroups:
+        raise OSError(errno.ENOENT, "the container has no cgroups")
+    pid = str(os.getpid()).encode()
+    for path in procs_files(cgroups, points):
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, pid)
+        finally:
+            os.close(fd)
