@@ -24,8 +24,9 @@ from tests.security.escape import PROBE_DIR, build_probe
 from tests.support import EngineHandle
 
 from eci.engine.state import load_state
+from eci.host.cgroups import cpu_seconds_of
 from eci.host.processes import children_of, cpu_seconds
-from eci.runtime import charge
+from eci.runtime.sysinfo import cgroup_paths
 
 pytestmark = pytest.mark.engine
 
@@ -45,21 +46,6 @@ def supervisor_pid(engine: EngineHandle) -> int:
     state = load_state(engine.layout.state_file)
     assert state is not None
     return state.processes["mount-supervisor"].pid
-
-
-def cgroups_of(pid: int) -> dict[str, str]:
-    """controller -> cgroup path of a process."""
-    found = {}
-    for controllers, path in charge.memberships(Path(f"/proc/{pid}/cgroup").read_text()):
-        for controller in controllers.split(","):
-            found[controller] = path
-    return found
-
-
-def cpuacct_seconds(cgroup: str) -> float:
-    points = charge.mount_points(Path("/proc/self/mountinfo").read_text())
-    usage = Path(points["cpuacct"], cgroup.lstrip("/"), "cpuacct.usage")
-    return int(usage.read_text()) / 1e9
 
 
 @dataclass
@@ -87,14 +73,14 @@ class Observed:
 def watch_helpers(supervisor: int, keepers: Path, attacker: str, until: float) -> Observed:
     """Sample the supervisor's helpers until `until`; `attacker`: its cpu cgroup."""
     seen = Observed()
-    own = cgroups_of(supervisor)["cpu"]
+    own = cgroup_paths(supervisor)["cpu"]
     kept: set[int] = set()  # every keeper seen: they outlive their file by a moment
     while time.monotonic() < until:
         kept |= {int(p.name.split(".")[0]) for p in keepers.iterdir()}
         at_once = 0
         for pid in children_of(supervisor) - kept:
             try:
-                cgroups = cgroups_of(pid)
+                cgroups = cgroup_paths(pid)
             except OSError:  # gone already
                 continue
             seen.helpers.setdefault(pid, []).append(cgroups)
@@ -171,12 +157,12 @@ def test_mount_helpers_are_charged_to_the_container(
     engine: EngineHandle, spammer: str, neighbour: Neighbour
 ) -> None:
     supervisor = supervisor_pid(engine)
-    attacker = cgroups_of(init_pid(engine, spammer))
-    other = cgroups_of(init_pid(engine, neighbour.container))
+    attacker = cgroup_paths(init_pid(engine, spammer))
+    other = cgroup_paths(init_pid(engine, neighbour.container))
     time.sleep(2)  # the threads are running
     own_before, helpers_before = cpu_seconds(supervisor)
-    attacker_before = cpuacct_seconds(attacker["cpuacct"])
-    other_before = cpuacct_seconds(other["cpuacct"])
+    attacker_before = cpu_seconds_of(attacker["cpuacct"])
+    other_before = cpu_seconds_of(other["cpuacct"])
     started = time.monotonic()
     meanwhile = threading.Thread(target=neighbour.keep_trying, args=(started + WINDOW,))
     meanwhile.start()
@@ -185,8 +171,8 @@ def test_mount_helpers_are_charged_to_the_container(
     meanwhile.join()
     elapsed = time.monotonic() - started
     own_after, helpers_after = cpu_seconds(supervisor)
-    attacker_cpu = cpuacct_seconds(attacker["cpuacct"]) - attacker_before
-    other_cpu = cpuacct_seconds(other["cpuacct"]) - other_before
+    attacker_cpu = cpu_seconds_of(attacker["cpuacct"]) - attacker_before
+    other_cpu = cpu_seconds_of(other["cpuacct"]) - other_before
     own, helpers = own_after - own_before, helpers_after - helpers_before
     figures = (
         f"in {elapsed:.1f} s: supervisor {own:.2f} s CPU, its helpers {helpers:.2f} s, "
