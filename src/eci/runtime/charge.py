@@ -9,7 +9,9 @@ does nothing (`charge` raises): work for a container is never done uncharged.
 
 - `memberships(text)`: the (hierarchy, path) pairs of a /proc/<pid>/cgroup text;
 - `mount_points(text)`: hierarchy name -> where it is mounted, from a mountinfo text;
-- `charge(memberships, mount_points)`: move this process into each of those cgroups.
+- `charge(memberships, mount_points)`: move this process into each of those cgroups;
+- `join(proc, mount_points)`: into those of the process whose /proc entry `proc` is open;
+  `host_mount_points()`: the hierarchies as this process sees them.
 
 A hierarchy is named as /proc/<pid>/cgroup names it: one of its v1 controllers (`cpu`),
 `name=…` for a named one, "" for v2.
@@ -75,3 +77,22 @@ def charge(cgroups: list[tuple[str, str]], points: dict[str, str]) -> None:
             os.write(fd, pid)
         finally:
             os.close(fd)
+
+
+def join(proc: int, points: dict[str, str]) -> None:
+    """Move this process into every cgroup of the process whose /proc/<pid> directory is
+    open as `proc` (its cgroups are read through that fd: never a reused pid's)."""
+    fd = os.open("cgroup", os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc)
+    with os.fdopen(fd) as f:
+        text = f.read()
+    try:
+        cgroups = memberships(text)
+    except ValueError as exc:
+        raise OSError(errno.EINVAL, f"unexpected cgroup membership {text!r}") from exc
+    charge(cgroups, points)
+
+
+def host_mount_points() -> dict[str, str]:
+    """`mount_points` of this process's mount namespace (the host's, before any setns)."""
+    with open("/proc/self/mountinfo") as f:
+        return mount_points(f.read())

@@ -41,7 +41,7 @@ import socket
 import sys
 import time
 
-from eci.runtime import charge, mountguard, mounts, seccomp, sysinfo
+from eci.runtime import charge, confine, mountguard, mounts, seccomp, sysinfo
 from eci.runtime.capabilities import capability_set
 from eci.runtime.mountguard import Guard, Place
 from eci.runtime.process import serve_until_signalled, start_ticks, write_atomic
@@ -52,17 +52,6 @@ MNT_DETACH = 2
 UMOUNT_NOFOLLOW = 8
 MS_NOSYMFOLLOW = 256
 NULL_DEVICE = os.makedev(1, 3)
-#: the caller's namespaces the helper joins; the user namespace last: as host root the helper
-#: may join any of them, from inside a nested one not those of the container it is nested in
-NAMESPACES = (
-    ("ns/mnt", 0x00020000),
-    ("ns/net", 0x40000000),
-    ("ns/ipc", 0x08000000),
-    ("ns/uts", 0x04000000),
-    ("ns/cgroup", 0x02000000),
-    ("ns/pid", 0x20000000),
-    ("ns/user", 0x10000000),
-)
 #: paths naming the caller's own /proc entries ("self" would be the helper): its fds (taken
 #: with pidfd_getfd) and its executable are opened beforehand; any other such path is
 #: resolved as container root, where "self" is the helper and grants nothing
@@ -136,8 +125,7 @@ class Supervisor:
         for path in (self.keepers_dir, self.containers_dir):
             os.makedirs(path, mode=0o700, exist_ok=True)
         os.chmod(self.directory, 0o700)
-        with open("/proc/self/mountinfo") as f:
-            self.cgroup_mounts = charge.mount_points(f.read())
+        self.cgroup_mounts = charge.host_mount_points()
         self._adopt_keepers()
         path = os.path.join(self.directory, LISTENER)
         with contextlib.suppress(FileNotFoundError):
@@ -449,10 +437,8 @@ def _serve(
     if not seccomp.is_valid(listener, notif.id):  # opened the right process, not a reused pid
         return errno.ESRCH
     try:
-        fd = os.open("cgroup", os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc)
-        with os.fdopen(fd) as f:
-            charge.charge(charge.memberships(f.read()), cgroup_mounts)
-    except (OSError, ValueError) as exc:  # never work for a container uncharged
+        charge.join(proc, cgroup_mounts)
+    except OSError as exc:  # never work for a container uncharged
         _log(f"cannot charge a helper to the cgroups of pid {notif.pid}: {exc}")
         return errno.EPERM
     if notif.syscall == "sysinfo":
@@ -518,9 +504,9 @@ def _help(listener: int, notif: seccomp.Notification, container_dir: str, proc: 
     if as_host:  # made detached in the host's mount namespace, where nothing is too revealing
         late_ns = [
             (os.open(name, os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc), kind)
-            for name, kind in (NAMESPACES[0], NAMESPACES[-1])
+            for name, kind in (confine.NAMESPACES[0], confine.NAMESPACES[-1])
         ]
-    for name, kind in NAMESPACES[1:-1] if as_host else NAMESPACES:
+    for name, kind in confine.NAMESPACES[1:-1] if as_host else confine.NAMESPACES:
         ns = os.open(name, os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc)
         try:
             mounts.setns(ns, kind)
