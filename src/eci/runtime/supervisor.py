@@ -227,6 +227,8 @@ class Supervisor:
     # -- notifications --
 
     def notified(self, fd: int) -> None:
+        if fd not in self.listeners or self.listeners[fd][0] in self.held:
+            return  # held since select() returned it: the call waits in the kernel
         try:
             notif = seccomp.receive(fd)
         except OSError as exc:

@@ -121,3 +121,22 @@ def test_a_timed_out_call_is_not_answered_twice(tmp_path: Path, answers: Answers
     assert answers == []
     assert sup.busy == {"busy": MAX_HELPERS - 1}
     assert "busy" not in sup.held
+
+
+def test_a_listener_held_after_select_returned_it_is_not_read(
+    tmp_path: Path, answers: Answers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """select() may return several listeners of one container at once: once the container is
+    held by the first, the others are left to the kernel (no fourth helper, no KeyError)."""
+
+    def receive(fd: int) -> seccomp.Notification:
+        raise AssertionError(f"listener {fd} of a held container was read")
+
+    monkeypatch.setattr(seccomp, "receive", receive)
+    sup = Supervisor(str(tmp_path))
+    busy = listener(sup, "busy")
+    sup.busy["busy"] = MAX_HELPERS
+    sup._hold("busy", True)
+    sup.notified(busy)
+    assert sup.helpers == {}
+    assert answers == []
