@@ -178,15 +178,17 @@ PROBE_DIR = "/probe"
 
 
 def compile_static(source: Path, directory: Path) -> Path:
-    """The C helper ``source`` built static (so it runs in busybox) into ``directory``."""
+    """The C helper ``source`` built static (so it runs in busybox) into ``directory``, named
+    as the file without its suffix."""
     binary = directory / source.stem
-    run(["gcc", "-static", "-O2", "-Wall", "-o", str(binary), str(source)])
+    run(["gcc", "-static", "-O2", "-Wall", "-pthread", "-o", str(binary), str(source)])
     return binary
 
 
-def build_probe(directory: Path) -> list[str]:
-    """Compile probe.c statically into ``directory``; the ``docker run`` options mounting it."""
-    compile_static(PROBE_SOURCE, directory)
+def build_probe(directory: Path, source: Path = PROBE_SOURCE) -> list[str]:
+    """Compile ``source`` (probe.c) statically into ``directory``; the ``docker run`` options
+    mounting it."""
+    compile_static(source, directory)
     return ["-v", f"{directory}:{PROBE_DIR}:ro"]
 
 

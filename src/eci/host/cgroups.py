@@ -2,6 +2,7 @@
 
 After a crash, container processes can outlive dockerd and containerd; they all live below the
 engine's own cgroup parent, so `eci down` finds them there, by exact path, and nowhere else.
+`cpu_seconds_of(cgroup)`: the CPU a container has used, its supervisor helpers included.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import contextlib
 import os
 import signal
 from pathlib import Path
+
+from eci.runtime import charge
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
@@ -48,3 +51,9 @@ def remove_subtree(parent: str, root: Path = CGROUP_ROOT) -> None:
         for directory in [*reversed(dirs), top]:
             with contextlib.suppress(OSError):
                 directory.rmdir()
+
+
+def cpu_seconds_of(cgroup: str) -> float:
+    """CPU time used by the tasks of a v1 cpuacct cgroup, in seconds."""
+    points = charge.mount_points(Path("/proc/self/mountinfo").read_text())
+    return int(Path(points["cpuacct"], cgroup.lstrip("/"), "cpuacct.usage").read_text()) / 1e9

@@ -52,6 +52,26 @@ def start_time_of(pid: int) -> int | None:
     return None if fields is None else int(fields[19])
 
 
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """(own, reaped children's) CPU time of `pid`, user + system, in seconds."""
+    fields = _stat_fields(pid)
+    if fields is None:
+        raise ProcessLookupError(pid)
+    tick = os.sysconf("SC_CLK_TCK")
+    own, children = (int(fields[11]) + int(fields[12])), (int(fields[13]) + int(fields[14]))
+    return own / tick, children / tick
+
+
+def children_of(pid: int) -> set[int]:
+    """The live children of `pid` (from every process's /proc/PID/stat)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        fields = _stat_fields(int(entry.name)) if entry.name.isdigit() else None
+        if fields is not None and fields[0] not in ("Z", "X") and int(fields[1]) == pid:
+            found.add(int(entry.name))
+    return found
+
+
 def is_alive(proc: ProcessId) -> bool:
     """True while the very process eci started runs (not a zombie, not a recycled pid)."""
     fields = _stat_fields(proc.pid)

@@ -4,14 +4,16 @@ dockerd extracts an upload (`PUT /containers/{id}/archive`) through the containe
 filesystem as host root. Under eci that is an overlay over idmapped layers, where host uid 0
 has no id: every write fails with EOVERFLOW. The proxy runs this instead
 (`shim.py --eci-extract PID ID PATH NO-OVERWRITE-DIR-NON-DIR CHOWN-TO`, the archive on
-stdin): it joins the container's user and mount namespaces, becomes the container's root and
-extracts the archive with the semantics of dockerd's endpoint — member names relative to the
-destination, the archive's owners kept (ids of the container's namespace), or, for `docker cp
--a` into a container with a configured user, every file given to that user (looked up in the
-container's own /etc/passwd and /etc/group); no directory replaced by a non-directory (or the
-reverse) when asked. Whatever the archive holds, it can do no more
-than the container's own root could: binds stay as the container sees them (`:ro` included),
-and nothing of the host outside the container is reachable.
+stdin): it becomes one of the container's processes (`confine.enter`: the container's
+seccomp filters, cgroups and namespaces, its root, no new privileges) and extracts the
+archive with the semantics of dockerd's endpoint — member names relative to the
+destination, the archive's owners kept (ids of the container's namespace), or, for `docker
+cp -a` into a container with a configured user, every file given to that user (looked up in
+the container's own /etc/passwd and /etc/group); no directory replaced by a non-directory (or
+the reverse) when asked. Whatever the archive holds, and whatever goes wrong in this code,
+it can do no more than a process of the container could: binds stay as the container sees
+them (`:ro` included), nothing of the host outside the container is reachable, and the
+container's limits and system call filter hold.
 
 Exit status: 0 done; NOT_FOUND, BAD_REQUEST, FAILED with the reason on stderr (the proxy
 answers 404, 400, 500 with it, as dockerd would).
@@ -19,14 +21,13 @@ answers 404, 400, 500 with it, as dockerd would).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import stat
 import sys
 import tarfile
 
-from eci.runtime import mounts
+from eci.runtime import confine
 
 FAILED, NOT_FOUND, BAD_REQUEST = 1, 2, 3
 STATUS = {NOT_FOUND: 404, BAD_REQUEST: 400}
@@ -44,33 +45,29 @@ class ArchiveError(Exception):
         self.code = code
 
 
-def join_container(pid: int, container_id: str) -> None:
-    """Enter the user and mount namespaces of `pid`, a process of container `container_id`,
-    as the container's root. Refuses a process that is not in the container's cgroup or that
-    shares this process's user namespace (a pid reused by a host process, or a container
-    without a user namespace of its own)."""
+def join_container(pid: int, container_id: str) -> int | None:
+    """Become a process of container `container_id`, of which `pid` is a process, as its
+    root (`confine.enter`: its seccomp filters, cgroups, namespaces, no new privileges).
+    Returns None in the confined process; here, its exit status. Refuses a process that is
+    not in the container's cgroup or that shares this process's user namespace (a pid
+    reused by a host process, or a container without a user namespace of its own)."""
     try:
-        user = os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
-        mnt = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
-        with open(f"/proc/{pid}/cgroup") as f:
+        proc = os.open(f"/proc/{pid}", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        user = os.stat("ns/user", dir_fd=proc)
+        fd = os.open("cgroup", os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc)
+        with os.fdopen(fd) as f:
             in_container = container_id in f.read()
     except OSError as exc:
         raise ArchiveError(FAILED, f"container {container_id} is not running: {exc}") from exc
     ours = os.stat("/proc/self/ns/user")
-    theirs = os.fstat(user)
-    if not in_container or (ours.st_dev, ours.st_ino) == (theirs.st_dev, theirs.st_ino):
+    if not in_container or (ours.st_dev, ours.st_ino) == (user.st_dev, user.st_ino):
         raise ArchiveError(
             FAILED, f"process {pid} is not a process of eci container {container_id}"
         )
-    mounts.setns(user, mounts.CLONE_NEWUSER)
-    mounts.setns(mnt, mounts.CLONE_NEWNS)  # root and cwd: the container's
-    os.close(user)
-    os.close(mnt)
-    with contextlib.suppress(PermissionError):  # setgroups denied in its user namespace
-        os.setgroups([])
-    os.setresgid(0, 0, 0)
-    os.setresuid(0, 0, 0)
-    os.chdir("/")
+    try:
+        return confine.enter(pid, proc)
+    except OSError as exc:
+        raise ArchiveError(FAILED, f"cannot enter container {container_id}: {exc}") from exc
 
 
 def member_name(name: str) -> str:
@@ -179,7 +176,9 @@ def main(argv: list[str]) -> int:
     """`PID ID PATH NO-OVERWRITE-DIR-NON-DIR (0/1) CHOWN-TO ("": keep)`; tar on stdin."""
     try:
         pid, container_id, path, no_overwrite, chown_to = argv
-        join_container(int(pid), container_id)
+        status = join_container(int(pid), container_id)
+        if status is not None:  # the confined child did the work and said why it failed
+            return status
         owner = lookup_user(chown_to) if chown_to else None
         extract(sys.stdin.buffer, path, no_overwrite == "1", owner)
     except ArchiveError as exc:

@@ -5,7 +5,10 @@
 - `is_valid(fd, id)`: the notifying task still waits (its pid was not reused);
 - `read_string(mem_fd, address)`: a NUL-terminated string from the task's memory;
 - `pidfd_getfd(pidfd, fd)`: a copy of another process's fd (the supervisor takes a listener
-  back from its keeper after a restart, and a container's `/proc/self/fd/N` paths).
+  back from its keeper after a restart, and a container's `/proc/self/fd/N` paths);
+- `filters_of(pid)` / `install(program)`: a process's seccomp filters (classic BPF, read
+  with ptrace) and laying one on this process: what eci runs for a container (the `docker
+  cp` extractor) is filtered as the container's own processes are.
 
 Structures (linux/seccomp.h): seccomp_notif {u64 id; u32 pid; u32 flags; seccomp_data {int nr;
 u32 arch; u64 ip; u64 args[6]}} is 80 bytes; seccomp_notif_resp {u64 id; s64 val; s32 error;
@@ -14,10 +17,13 @@ u32 flags} is 24.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import errno
 import fcntl
 import os
 import struct
+import time
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -30,6 +36,17 @@ SYS_PIDFD_GETFD = 438
 SYS_STATX = 332
 AT_EMPTY_PATH = 0x1000
 STATX_MNT_ID = 0x1000
+
+PTRACE_DETACH = 17
+PTRACE_SEIZE = 0x4206
+PTRACE_INTERRUPT = 0x4207
+PTRACE_SECCOMP_GET_FILTER = 0x420C
+WALL = 0x40000000
+PR_SET_SECCOMP = 22
+PR_SET_NO_NEW_PRIVS = 38
+SECCOMP_MODE_FILTER = 2
+#: a filter program instruction: u16 code, u8 jt, u8 jf, u32 k
+INSTRUCTION = 8
 
 AUDIT_ARCH_X86_64 = 0xC000003E
 AUDIT_ARCH_I386 = 0x40000003
@@ -120,3 +137,58 @@ def mount_id(fd: int) -> int:
     if not mask & STATX_MNT_ID:
         raise OSError(95, "statx: no mount id")
     return int(struct.unpack_from("=Q", buf.raw, 0x90)[0])
+
+
+def _ptrace(request: int, pid: int, addr: int, data: object) -> int:
+    result = int(_libc.ptrace(request, pid, ctypes.c_void_p(addr), data))
+    if result < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"ptrace {request:#x} of pid {pid}: {os.strerror(err)}")
+    return result
+
+
+def filters_of(pid: int, timeout: float = 2.0) -> list[bytes]:
+    """The seccomp filters of process `pid`, oldest first, as classic BPF programs. The process
+    is stopped for the instant it takes (ptrace); one that does not stop within `timeout`
+    (frozen, as a paused container's are) is an error."""
+    _ptrace(PTRACE_SEIZE, pid, 0, None)
+    try:
+        _ptrace(PTRACE_INTERRUPT, pid, 0, None)
+        deadline = time.monotonic() + timeout
+        while os.waitpid(pid, WALL | os.WNOHANG) == (0, 0):
+            if time.monotonic() > deadline:
+                raise OSError(errno.EAGAIN, f"pid {pid} did not stop (is it paused?)")
+            time.sleep(0.001)
+        programs: list[bytes] = []
+        while True:
+            try:
+                count = _ptrace(PTRACE_SECCOMP_GET_FILTER, pid, len(programs), None)
+            except OSError as exc:
+                # ENOENT: no more filters; EINVAL at the first: not filtered at all
+                if exc.errno == errno.ENOENT or (exc.errno == errno.EINVAL and not programs):
+                    return programs[::-1]
+                raise
+            buf = ctypes.create_string_buffer(count * INSTRUCTION)
+            _ptrace(PTRACE_SECCOMP_GET_FILTER, pid, len(programs), buf)
+            programs.append(buf.raw)
+    finally:
+        with contextlib.suppress(OSError):  # not stopped: let go when this process exits
+            _ptrace(PTRACE_DETACH, pid, 0, None)
+
+
+class _Program(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
+
+
+def no_new_privileges() -> None:
+    if _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"PR_SET_NO_NEW_PRIVS: {os.strerror(err)}")
+
+
+def install(program: bytes) -> None:
+    """Filter this process's system calls with `program` (no_new_privileges first)."""
+    fprog = _Program(len(program) // INSTRUCTION, program)
+    if _libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"PR_SET_SECCOMP: {os.strerror(err)}")

@@ -11,10 +11,17 @@ until the container's last task is gone (POLLHUP) and is recorded in `keepers/<p
 supervisor takes every listener back from its keeper (pidfd_getfd), so a supervisor restart
 loses no running container's rules; calls made meanwhile wait for it.
 
-For each call a forked *helper* joins the caller's user and mount namespaces, takes its root
-and cwd, opens the paths once, asks `mountguard.Guard` and, if allowed, performs the call on
-the opened fds (`/proc/self/fd/N` of the helper): what was checked is what is mounted. Its exit
-code is the errno the caller gets. The protected identities of a container are in
+For each call a forked *helper* first moves itself into every cgroup of the caller
+(`charge.py`: the container pays for it, in CPU, memory and pids, and is frozen with it), then
+joins the caller's user and mount namespaces, takes its root and cwd, opens the paths once,
+asks `mountguard.Guard` and, if allowed, performs the call on the opened fds
+(`/proc/self/fd/N` of the helper): what was checked is what is mounted. Its exit code is the
+errno the caller gets. A sysinfo(2) is answered by a helper too (it writes into the caller's
+memory, which a container can make block). At most `MAX_HELPERS` work for one container at a
+time: while it has that many, the supervisor stops reading its listeners and its further
+calls wait in the kernel, so one container never holds up another's. A helper still working
+after `HELPER_TIMEOUT` is killed (with its child: a process group) and the call fails with
+ETIMEDOUT. The protected identities of a container are in
 `containers/<id>/protected` (one per line), written at its first process and appended to when
 a fresh procfs gets masked: a restarted supervisor reads the same rules.
 """
@@ -34,7 +41,7 @@ import socket
 import sys
 import time
 
-from eci.runtime import mountguard, mounts, seccomp, sysinfo
+from eci.runtime import charge, confine, mountguard, mounts, seccomp, sysinfo
 from eci.runtime.capabilities import capability_set
 from eci.runtime.mountguard import Guard, Place
 from eci.runtime.process import serve_until_signalled, start_ticks, write_atomic
@@ -45,23 +52,17 @@ MNT_DETACH = 2
 UMOUNT_NOFOLLOW = 8
 MS_NOSYMFOLLOW = 256
 NULL_DEVICE = os.makedev(1, 3)
-#: the caller's namespaces the helper joins; the user namespace last: as host root the helper
-#: may join any of them, from inside a nested one not those of the container it is nested in
-NAMESPACES = (
-    ("ns/mnt", 0x00020000),
-    ("ns/net", 0x40000000),
-    ("ns/ipc", 0x08000000),
-    ("ns/uts", 0x04000000),
-    ("ns/cgroup", 0x02000000),
-    ("ns/pid", 0x20000000),
-    ("ns/user", 0x10000000),
-)
 #: paths naming the caller's own /proc entries ("self" would be the helper): its fds (taken
 #: with pidfd_getfd) and its executable are opened beforehand; any other such path is
 #: resolved as container root, where "self" is the helper and grants nothing
 OWN_PROC = ("/proc/self/", "/proc/thread-self/")
 #: a helper that crashed answers this: fail closed
 HELPER_FAILED = 255
+#: helpers working at once for one container; its further calls wait in the kernel
+MAX_HELPERS = 3
+#: seconds a helper may work (a stuck FUSE daemon of the container, its frozen cgroup) before
+#: it is killed and its call fails with ETIMEDOUT
+HELPER_TIMEOUT = 30.0
 
 
 def _log(message: str) -> None:
@@ -86,6 +87,19 @@ def _keep(fd: int) -> None:
         os._exit(0)
 
 
+class _Helper:
+    """A helper at work: for which call of which container, until when."""
+
+    __slots__ = ("answered", "container_id", "deadline", "listener", "notif_id", "pid")
+
+    def __init__(self, listener: int, notif_id: int, pid: int, container_id: str) -> None:
+        self.listener, self.notif_id, self.pid = listener, notif_id, pid
+        self.container_id = container_id
+        self.deadline = time.monotonic() + HELPER_TIMEOUT
+        #: timed out and answered already
+        self.answered = False
+
+
 class Supervisor:
     def __init__(self, directory: str) -> None:
         self.directory = directory
@@ -94,8 +108,14 @@ class Supervisor:
         self.selector = selectors.DefaultSelector()
         #: listener fd -> (container id, keeper pid)
         self.listeners: dict[int, tuple[str, int]] = {}
-        #: helper pidfd -> (listener fd, notification id, helper pid)
-        self.helpers: dict[int, tuple[int, int, int]] = {}
+        #: helper pidfd -> the helper
+        self.helpers: dict[int, _Helper] = {}
+        #: container id -> its helpers at work
+        self.busy: dict[str, int] = {}
+        #: containers with MAX_HELPERS at work: their listeners are not read meanwhile
+        self.held: set[str] = set()
+        #: hierarchy -> mount point of the host's cgroup hierarchies, where helpers are charged
+        self.cgroup_mounts: dict[str, str] = {}
         #: keepers whose container is gone: reaped as soon as they have exited
         self.exited_keepers: set[int] = set()
 
@@ -105,6 +125,7 @@ class Supervisor:
         for path in (self.keepers_dir, self.containers_dir):
             os.makedirs(path, mode=0o700, exist_ok=True)
         os.chmod(self.directory, 0o700)
+        self.cgroup_mounts = charge.host_mount_points()
         self._adopt_keepers()
         path = os.path.join(self.directory, LISTENER)
         with contextlib.suppress(FileNotFoundError):
@@ -141,7 +162,8 @@ class Supervisor:
 
     def _watch(self, fd: int, container_id: str, keeper: int) -> None:
         self.listeners[fd] = (container_id, keeper)
-        self.selector.register(fd, selectors.EVENT_READ, "notify")
+        if container_id not in self.held:  # else: once a helper of the container is done
+            self.selector.register(fd, selectors.EVENT_READ, "notify")
 
     # -- registration (runc's listenerPath protocol) --
 
@@ -205,6 +227,8 @@ class Supervisor:
     # -- notifications --
 
     def notified(self, fd: int) -> None:
+        if fd not in self.listeners or self.listeners[fd][0] in self.held:
+            return  # held since select() returned it: the call waits in the kernel
         try:
             notif = seccomp.receive(fd)
         except OSError as exc:
@@ -214,33 +238,83 @@ class Supervisor:
                 _log(f"listener of {self.listeners[fd][0]}: {exc}")
             return  # else: the caller is gone meanwhile
         container_id, _ = self.listeners[fd]
-        if notif.syscall == "sysinfo":  # cheap and IO-free in the caller: answered here
-            directory = os.path.join(self.containers_dir, container_id)
+        try:
+            pid = os.fork()
+        except OSError as exc:  # out of processes or memory: the call fails, nothing waits
+            _log(f"no helper for {container_id} pid {notif.pid}: {exc}")
             with contextlib.suppress(OSError):
-                seccomp.respond(fd, notif.id, sysinfo.answer(fd, notif, directory))
+                seccomp.respond(fd, notif.id, errno.EAGAIN)
             return
-        pid = os.fork()
         if pid == 0:
             code = HELPER_FAILED
             try:
-                code = _help(fd, notif, os.path.join(self.containers_dir, container_id))
+                directory = os.path.join(self.containers_dir, container_id)
+                code = _serve(fd, notif, directory, self.cgroup_mounts)
             except BaseException as exc:  # a bug: the call fails, nothing is done
                 _log(f"helper for {container_id} pid {notif.pid}: {exc!r}")
             finally:
                 os._exit(code)
-        pidfd = os.pidfd_open(pid)
-        self.helpers[pidfd] = (fd, notif.id, pid)
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError:
+            os.kill(pid, signal.SIGKILL)  # our unreaped child: the pid is still its own
+            os.waitpid(pid, 0)
+            with contextlib.suppress(OSError):
+                seccomp.respond(fd, notif.id, errno.EAGAIN)
+            raise
+        self.helpers[pidfd] = _Helper(fd, notif.id, pid, container_id)
         self.selector.register(pidfd, selectors.EVENT_READ, "helper")
+        self.busy[container_id] = self.busy.get(container_id, 0) + 1
+        if self.busy[container_id] >= MAX_HELPERS:
+            self._hold(container_id, True)
 
     def helped(self, pidfd: int) -> None:
-        fd, notif_id, pid = self.helpers.pop(pidfd)
+        helper = self.helpers.pop(pidfd)
         self.selector.unregister(pidfd)
         os.close(pidfd)
-        _, status = os.waitpid(pid, 0)
+        _, status = os.waitpid(helper.pid, 0)
         code = os.waitstatus_to_exitcode(status)
         error = code if 0 <= code < HELPER_FAILED else errno.EPERM
-        with contextlib.suppress(OSError):  # the caller may be gone meanwhile
-            seccomp.respond(fd, notif_id, error)
+        if not helper.answered:
+            with contextlib.suppress(OSError):  # the caller may be gone meanwhile
+                seccomp.respond(helper.listener, helper.notif_id, error)
+        container_id = helper.container_id
+        self.busy[container_id] -= 1
+        if not self.busy[container_id]:
+            del self.busy[container_id]
+        if container_id in self.held:
+            self._hold(container_id, False)
+
+    def _hold(self, container_id: str, hold: bool) -> None:
+        """Stop (or go back to) reading the listeners of a container: while held, its calls
+        wait in the kernel, in the order they were made."""
+        for fd, (owner, _) in self.listeners.items():
+            if owner == container_id:
+                if hold:
+                    self.selector.unregister(fd)
+                else:
+                    self.selector.register(fd, selectors.EVENT_READ, "notify")
+        if hold:
+            self.held.add(container_id)
+        else:
+            self.held.discard(container_id)
+
+    def _expire(self) -> float | None:
+        """Kill the helpers past their deadline and fail their calls; seconds until the next
+        deadline (None: no helper at work)."""
+        now = time.monotonic()
+        pending = [h for h in self.helpers.values() if not h.answered]
+        for helper in pending:
+            if helper.deadline > now:
+                continue
+            helper.answered = True
+            _log(f"helper {helper.pid} for {helper.container_id} timed out; killed")
+            with contextlib.suppress(ProcessLookupError):  # its group: unreaped, still its own
+                os.killpg(helper.pid, signal.SIGKILL)
+            with contextlib.suppress(OSError):
+                seccomp.respond(helper.listener, helper.notif_id, errno.ETIMEDOUT)
+        deadlines = [h.deadline - now for h in pending if not h.answered]
+        return max(0.0, min(deadlines)) if deadlines else None
 
     def _forget(self, fd: int) -> None:
         container_id, keeper = self.listeners.pop(fd)
@@ -260,7 +334,10 @@ class Supervisor:
 
     def run(self, server: socket.socket) -> None:
         while True:
-            for key, _ in self.selector.select(timeout=1.0 if self.exited_keepers else None):
+            timeout = self._expire()
+            if self.exited_keepers:
+                timeout = min(timeout, 1.0) if timeout is not None else 1.0
+            for key, _ in self.selector.select(timeout=timeout):
                 try:
                     if key.data == "accept":
                         self.accept(server)
@@ -350,14 +427,32 @@ class _Opened:
         return Place(path, entry)
 
 
-def _help(listener: int, notif: seccomp.Notification, container_dir: str) -> int:
-    """In a forked helper: vet and perform one call; the exit code is the caller's errno."""
-    syscall = notif.syscall
-    if syscall is None:
+def _serve(
+    listener: int, notif: seccomp.Notification, container_dir: str, cgroup_mounts: dict[str, str]
+) -> int:
+    """In a forked helper: charged to the caller's cgroups, answer one call; the exit code is
+    the caller's errno."""
+    os.setpgid(0, 0)  # killed with its child in the caller's pid namespace if timed out
+    if notif.syscall is None:
         return errno.EPERM
     proc = os.open(f"/proc/{notif.pid}", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     if not seccomp.is_valid(listener, notif.id):  # opened the right process, not a reused pid
         return errno.ESRCH
+    try:
+        charge.join(proc, cgroup_mounts)
+    except OSError as exc:  # never work for a container uncharged
+        _log(f"cannot charge a helper to the cgroups of pid {notif.pid}: {exc}")
+        return errno.EPERM
+    if notif.syscall == "sysinfo":
+        return sysinfo.answer(listener, notif, container_dir)
+    return _help(listener, notif, container_dir, proc)
+
+
+def _help(listener: int, notif: seccomp.Notification, container_dir: str, proc: int) -> int:
+    """Vet and perform one mount or umount of the process `proc` (an O_PATH fd on its /proc
+    entry, checked to be the caller's); the caller's errno."""
+    syscall = notif.syscall
+    assert syscall is not None
     if not _cap_sys_admin(proc):
         return errno.EPERM
     mem = os.open("mem", os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc)
@@ -411,9 +506,9 @@ def _help(listener: int, notif: seccomp.Notification, container_dir: str) -> int
     if as_host:  # made detached in the host's mount namespace, where nothing is too revealing
         late_ns = [
             (os.open(name, os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc), kind)
-            for name, kind in (NAMESPACES[0], NAMESPACES[-1])
+            for name, kind in (confine.NAMESPACES[0], confine.NAMESPACES[-1])
         ]
-    for name, kind in NAMESPACES[1:-1] if as_host else NAMESPACES:
+    for name, kind in confine.NAMESPACES[1:-1] if as_host else confine.NAMESPACES:
         ns = os.open(name, os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc)
         try:
             mounts.setns(ns, kind)

@@ -1,11 +1,12 @@
 """sysinfo(2) as the container sees it: its memory limit, its uptime (seccomp notify).
 
 lxcfs virtualizes /proc/meminfo and /proc/uptime, but `free`, `top` and language runtimes
-ask the kernel directly with sysinfo(2). The supervisor answers that call for a container:
-the kernel's own answer with RAM and swap bounded by the container's memory cgroup, the
-uptime of the container's init and the number of its tasks, written into the caller's
-buffer. Anything it cannot read keeps the kernel's value only where that reveals no more
-than the container's own /proc does.
+ask the kernel directly with sysinfo(2). A helper of the supervisor, charged to the
+container (the write into the caller's memory can block), answers that call for it: the
+kernel's own answer with RAM and swap bounded by the container's memory cgroup, the uptime
+of the container's init and the number of its tasks, written into the caller's buffer.
+Anything it cannot read keeps the kernel's value only where that reveals no more than the
+container's own /proc does.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import errno
 import os
 import struct
 
-from eci.runtime import seccomp
+from eci.runtime import charge, seccomp
 from eci.runtime.process import start_ticks
 
 #: struct sysinfo: long uptime; unsigned long loads[3], totalram, freeram, sharedram,
@@ -62,8 +63,7 @@ def cgroup_paths(pid: int) -> dict[str, str]:
     """controller -> directory under /sys/fs/cgroup (v1 per controller; v2 as "")."""
     paths = {}
     with open(f"/proc/{pid}/cgroup") as f:
-        for line in f:
-            _, controllers, path = line.rstrip("\n").split(":", 2)
+        for controllers, path in charge.memberships(f.read()):
             for controller in controllers.split(",") if controllers else [""]:
                 paths[controller] = path
     return paths

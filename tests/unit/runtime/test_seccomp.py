@@ -13,6 +13,7 @@ import errno
 import os
 import struct
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from eci.runtime import seccomp
 from eci.runtime.seccomp import (
     AUDIT_ARCH_AARCH64,
     AUDIT_ARCH_I386,
@@ -313,3 +315,60 @@ def test_read_string_finds_any_string_without_crossing_a_page(
     for offset, size in reads:
         assert size >= 1
         assert offset // PAGE == (offset + size - 1) // PAGE
+
+
+# --- a process's filters, read and laid on another (the `docker cp` extractor's) ---
+
+#: getppid's number where eci runs
+GETPPID = {"x86_64": 110, "aarch64": 173}[os.uname().machine]
+#: BPF_LD|BPF_W|BPF_ABS seccomp_data.nr; BPF_JMP|BPF_JEQ getppid → ERRNO(EPERM), else ALLOW
+GETPPID_DENIED = b"".join(
+    struct.pack("=HBBI", code, jt, jf, k)
+    for code, jt, jf, k in (
+        (0x20, 0, 0, 0),
+        (0x15, 0, 1, GETPPID),
+        (0x06, 0, 0, 0x00050000 | errno.EPERM),
+        (0x06, 0, 0, 0x7FFF0000),
+    )
+)
+
+
+def test_filters_read_from_a_process_work_on_another() -> None:
+    ready_r, ready_w = os.pipe()
+    done_r, done_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        seccomp.no_new_privileges()
+        seccomp.install(GETPPID_DENIED)
+        os.write(ready_w, b"x")
+        os.read(done_r, 1)  # ptrace-stopped and let go meanwhile
+        os._exit(0)
+    try:
+        assert os.read(ready_r, 1) == b"x"
+        programs = seccomp.filters_of(pid)
+    finally:
+        os.write(done_w, b"x")
+        os.waitpid(pid, 0)
+        for fd in (ready_r, ready_w, done_r, done_w):
+            os.close(fd)
+    assert programs == [GETPPID_DENIED]
+    child = os.fork()
+    if child == 0:
+        seccomp.no_new_privileges()
+        for program in programs:
+            seccomp.install(program)
+        os._exit(0 if os.getppid() == -1 else 1)  # os.getppid does not raise
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_a_process_without_filters_has_none() -> None:
+    pid = os.fork()
+    if pid == 0:
+        time.sleep(30)
+        os._exit(0)
+    try:
+        assert seccomp.filters_of(pid) == []
+    finally:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
