@@ -38,7 +38,6 @@ from eci.engine.state import EngineState, load_state, save_state, write_atomic
 from eci.errors import EngineError
 from eci.host import cgroups, mounts, network, probe
 from eci.host.processes import SANE_PATH, ProcessId, is_alive, processes_mentioning, spawn, stop
-from eci.runtime.ranges import RANGE_SIZE, Pool, RangeStore
 from eci.settings import EffectiveSettings
 
 USER_SOCKET_GROUP = "docker"
@@ -281,7 +280,7 @@ def _write_configs(layout: EngineLayout, state: EngineState, settings: Effective
     write_atomic(layout.containerd_config, containerd_config(layout))
     write_atomic(layout.registry_config, registry_config(layout, state.registry_address))
     write_atomic(layout.dockerd_config, dockerd_config(layout, options))
-    write_atomic(layout.runtime_config, runtime_config(layout))
+    write_atomic(layout.runtime_config, runtime_config(layout, settings.id_ranges_per_user))
     write_atomic(layout.runtime_launcher, runtime_launcher(layout, options.runtime_path), 0o755)
     write_atomic(
         layout.settings_snapshot, json.dumps(settings.to_json(), indent=2, sort_keys=True) + "\n"
@@ -368,7 +367,9 @@ def _release_ranges(layout: EngineLayout) -> int:
     in our exec-root), every one of them is stale."""
     if not RANGES_DIR.is_dir():
         return 0
-    store = RangeStore(RANGES_DIR, Pool(1, RANGE_SIZE))  # the pool is irrelevant for release
+    from eci.runtime.main import host_pool, range_store
+
+    store = range_store(str(RANGES_DIR), str(layout.audit_log), host_pool(), "eci down")
     ours = [
         owner
         for owner in store.allocations().values()

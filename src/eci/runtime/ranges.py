@@ -1,11 +1,32 @@
 """Exclusive 65536-id ranges for containers, from the `eci` user's /etc/subuid entry.
 
 Store layout (one directory for every engine on the host, e.g. /var/lib/eci/ranges):
-    slot-<n>        holds the owner of range n (`<runc root>/<container id>`); created with
-                    link(), so it exists only with its content and two creators never both win
-Allocation takes the lowest free slot; release removes the slot. A slot whose owner runc no
-longer knows (no state dir) and that is older than a grace period is stale and is reclaimed,
-so a shim killed mid-create never leaks a range for long.
+    slot-<n>          the claim of record: range n is held. It holds the owner (`<runc root>/
+                      <container id>`), or `released:<owner>` while a released range is swept;
+                      created with link(), so it exists only with its content and two creators
+                      never both win
+    queue             the free ranges, least recently released first: a ring of slot numbers
+                      in one file, changed under flock. Allocation pops its head, a release
+                      appends to its tail
+    owners/<owner>    a symlink to `slot-<n>`: an owner's range without reading every slot
+    users/<uid>/<n>   a hard link to `slot-<n>` of a container user <uid> asked for: a slot
+                      released or reclaimed loses its name, so the link count tells which of
+                      the user's ranges are still live
+
+Theory of operation. A range is handed out only after a scan of every task on the host found
+no process holding one of its ids (holders.py): a process that outlived its container would
+otherwise own the next tenant's files.
+- allocate: pop the queue's head and link-claim its slot: constant time, whatever the number
+  of live ranges (a slot someone else claimed meanwhile is skipped).
+- release: the slot becomes `released:<owner>` (the range stays claimed), every process holding
+  one of its ids is killed and reported, and only when a scan finds none is the slot removed
+  and queued at the tail. A range whose holders survive stays claimed: never handed out.
+- rebuild, when the queue is empty or unreadable (first use, a full pool): stale slots are
+  reclaimed, every unclaimed range is swept in one scan and queued in order.
+- stale: a slot whose owner runc no longer knows, or a release never finished, older than a
+  grace period, is swept and freed, so a shim killed mid-create never leaks a range for long.
+Code that knows only `slot-<n>` (an older eci sharing the directory) claims and frees them as
+before; the queue never hands out a claimed slot, so two stores never share a range.
 
 Imported by the shim on every create and delete: os only (no pathlib, no dataclasses).
 """
@@ -17,14 +38,21 @@ import fcntl
 import os
 import time
 
-from eci.errors import RangePoolExhausted, RuntimeShimError
+from eci.errors import RangeCapReached, RangePoolExhausted, RuntimeShimError
+from eci.runtime import holders
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    #: sweeps ranges: (pool, slots, still_free) -> the slots whose holders could not be
+    #: killed; still_free(slot) tells, at the moment a holder is seen, that the slot is not
+    #: (again) claimed by a live container
+    Sweeper = Callable[["Pool", "set[int]", "Callable[[int], bool]"], "set[int]"]
+
 RANGE_SIZE = 65536
 STALE_GRACE_SECONDS = 120.0
+RELEASED = "released:"
 
 
 class Pool:
@@ -51,6 +79,11 @@ class Pool:
 
     def base(self, slot: int) -> int:
         return self.start + slot * RANGE_SIZE
+
+    def slot_of_id(self, host_id: int) -> int | None:
+        """The slot whose range holds `host_id`; None outside the pool's slots."""
+        slot = (host_id - self.start) // RANGE_SIZE
+        return slot if host_id >= self.start and slot < self.slots else None
 
     @classmethod
     def from_subid(cls, text: str, user: str, origin: str = "/etc/subuid") -> Pool:
@@ -79,18 +112,124 @@ def _read(path: str) -> str:
         return f.read()
 
 
-class RangeStore:
-    """Allocations of one pool, kept as files in `directory` (see module docstring)."""
+def _owner_name(owner: str) -> str:
+    """owners/ entry name of an owner path (reversible escaping; a hash when too long)."""
+    name = owner.replace("%", "%25").replace("/", "%2F")
+    if len(name.encode()) <= 255:
+        return name
+    import hashlib
 
-    def __init__(self, directory: str | os.PathLike[str], pool: Pool) -> None:
+    return "sha256-" + hashlib.sha256(owner.encode()).hexdigest()
+
+
+def default_cap(pool: Pool) -> int:
+    """Ranges one requesting user may hold when the admin sets no limit: an eighth of the
+    pool (512 of Debian's default 4096), at least one."""
+    return max(1, pool.slots // 8)
+
+
+class _Queue:
+    """The free list: a ring of slot numbers in the file `queue`, used under an exclusive
+    flock of that file. Header: magic, head, tail (counters), capacity; then 4-byte slots."""
+
+    MAGIC = b"eci-lru1"
+    HEADER = 32
+
+    def __init__(self, directory: str, capacity: int, mode: int = fcntl.LOCK_EX) -> None:
+        self.path = os.path.join(directory, "queue")
+        self.capacity = capacity
+        self.mode = mode
+        self.fd = -1
+        self.head = self.tail = 0
+        self.valid = False
+
+    def __enter__(self) -> _Queue:
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(self.fd, self.mode)
+        header = os.pread(self.fd, self.HEADER, 0)
+        if len(header) == self.HEADER and header[:8] == self.MAGIC:
+            self.head = int.from_bytes(header[8:16], "little")
+            self.tail = int.from_bytes(header[16:24], "little")
+            capacity = int.from_bytes(header[24:28], "little")
+            self.valid = capacity == self.capacity and 0 <= self.tail - self.head <= capacity
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)  # closing the descriptor releases the lock
+
+    def _write_header(self) -> None:
+        header = (
+            self.MAGIC
+            + self.head.to_bytes(8, "little")
+            + self.tail.to_bytes(8, "little")
+            + self.capacity.to_bytes(4, "little")
+        )
+        os.pwrite(self.fd, header.ljust(self.HEADER, b"\0"), 0)
+
+    def _offset(self, index: int) -> int:
+        return self.HEADER + (index % self.capacity) * 4
+
+    def peek(self) -> int | None:
+        if not self.valid or self.head == self.tail:
+            return None
+        return int.from_bytes(os.pread(self.fd, 4, self._offset(self.head)), "little")
+
+    def drop_head(self) -> None:
+        self.head += 1
+        self._write_header()
+
+    def push(self, slot: int) -> None:
+        if self.tail - self.head >= self.capacity:  # only duplicates can fill it: drop one
+            self.head += 1
+        os.pwrite(self.fd, slot.to_bytes(4, "little"), self._offset(self.tail))
+        self.tail += 1
+        self._write_header()
+
+    def reset(self, slots: list[int]) -> None:
+        data = b"".join(s.to_bytes(4, "little") for s in slots)
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, data, self.HEADER)
+        self.head, self.tail, self.valid = 0, len(slots), True
+        self._write_header()
+
+    def upcoming(self, count: int) -> list[int]:
+        """The next `count` slots allocation will try, in order."""
+        if not self.valid:
+            return []
+        count = min(count, self.tail - self.head)
+        return [
+            int.from_bytes(os.pread(self.fd, 4, self._offset(self.head + i)), "little")
+            for i in range(count)
+        ]
+
+
+class RangeStore:
+    """Allocations of one pool, kept as files in `directory` (see module docstring).
+    `sweeper` kills the processes holding ids of ranges about to be freed (see Sweeper)."""
+
+    def __init__(
+        self, directory: str | os.PathLike[str], pool: Pool, sweeper: Sweeper | None = None
+    ) -> None:
         self.directory = os.fspath(directory)
         self.pool = pool
+        self.sweeper = sweeper
 
     def _slot_path(self, slot: int) -> str:
         return os.path.join(self.directory, f"slot-{slot}")
 
+    def _holder_of(self, slot: int) -> str | None:
+        try:
+            return _read(self._slot_path(slot))
+        except FileNotFoundError:
+            return None
+
+    def is_free(self, slot: int) -> bool:
+        """Not claimed by a live container: unclaimed, or released and being swept."""
+        holder = self._holder_of(slot)
+        return holder is None or holder.startswith(RELEASED)
+
     def allocations(self) -> dict[int, str]:
-        """slot -> owner, for every allocated slot."""
+        """slot -> owner, for every claimed slot (`released:<owner>` while being swept)."""
         found = {}
         try:
             names = os.listdir(self.directory)
@@ -105,33 +244,120 @@ class RangeStore:
         return found
 
     def slot_of(self, owner: str) -> int | None:
+        """The owner's slot: from its owners/ entry, else (a slot an older eci claimed) by
+        reading every slot."""
+        slot = self._indexed(owner)
+        if slot is not None:
+            return slot
         for slot, held_by in self.allocations().items():
             if held_by == owner:
                 return slot
         return None
 
-    def allocate(self, owner: str, is_live: Callable[[str], bool]) -> int:
-        """The base uid of a range held by nobody else (reusing this owner's, if any)."""
+    def _indexed(self, owner: str) -> int | None:
+        """The slot owners/ names for `owner`, if that slot holds it."""
+        try:
+            target = os.readlink(os.path.join(self.directory, "owners", _owner_name(owner)))
+        except OSError:
+            return None
+        if target.startswith("slot-") and target[5:].isdigit():
+            slot = int(target[5:])
+            return slot if self._holder_of(slot) == owner else None
+        return None
+
+    # --- allocate ---
+
+    def allocate(
+        self,
+        owner: str,
+        is_live: Callable[[str], bool],
+        requester: int | None = None,
+        cap: int | None = None,
+    ) -> int:
+        """The base uid of a range held by nobody else (reusing this owner's, if any).
+        `requester`: the uid of the user who asked for the container, who may hold at most
+        `cap` ranges (default_cap without one); None (root, or unknown) is not capped."""
         os.makedirs(self.directory, mode=0o700, exist_ok=True)
-        for attempt in range(2):
-            held = self.allocations()  # one read of the store per attempt
-            for slot, held_by in held.items():
-                if held_by == owner:
-                    try:  # reused: restart the stale-reclaim grace period
-                        os.utime(self._slot_path(slot))
-                    except FileNotFoundError:
-                        continue
-                    return self.pool.base(slot)
-            for slot in range(self.pool.slots):
-                if slot not in held and self._claim(slot, owner):
-                    return self.pool.base(slot)
-            if attempt == 0 and not self.reclaim_stale(is_live):
-                break
+        reused = self._owned(owner)
+        if reused is not None:
+            return self.pool.base(reused)
+        if requester is None:
+            slot = self._take(owner, is_live)
+        else:
+            with self._user_lock(requester) as user_dir:
+                limit = default_cap(self.pool) if cap is None else cap
+                held = self._count_live(user_dir)
+                if held >= limit:
+                    raise RangeCapReached(
+                        f"enhanced container isolation: user {requester} already holds "
+                        f"{held} id ranges, the most one user may (idRangesPerUser in the "
+                        "admin settings); remove some of your containers to start new ones"
+                    )
+                slot = self._take(owner, is_live)
+                with contextlib.suppress(FileExistsError):
+                    os.link(self._slot_path(slot), os.path.join(user_dir, str(slot)))
+        self._index(owner, slot)
+        return self.pool.base(slot)
+
+    def _owned(self, owner: str) -> int | None:
+        slot = self._indexed(owner)
+        if slot is not None:
+            try:  # reused: a new stale-reclaim grace period
+                os.utime(self._slot_path(slot))
+            except FileNotFoundError:
+                return None
+        return slot
+
+    def _index(self, owner: str, slot: int) -> None:
+        owners = os.path.join(self.directory, "owners")
+        os.makedirs(owners, mode=0o700, exist_ok=True)
+        tmp = os.path.join(owners, f".new-{os.getpid()}-{slot}")
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        os.symlink(f"slot-{slot}", tmp)
+        os.replace(tmp, os.path.join(owners, _owner_name(owner)))
+
+    def _unindex(self, owner: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(self.directory, "owners", _owner_name(owner)))
+
+    def _user_lock(self, uid: int) -> _Flock:
+        user_dir = os.path.join(self.directory, "users", str(uid))
+        os.makedirs(user_dir, mode=0o700, exist_ok=True)
+        return _Flock(user_dir, fcntl.LOCK_EX)
+
+    @staticmethod
+    def _count_live(user_dir: str) -> int:
+        """The user's live ranges: links whose slot still names the same file (stale ones,
+        of released or reclaimed slots, are removed on the way)."""
+        live = 0
+        for name in os.listdir(user_dir):
+            path = os.path.join(user_dir, name)
+            try:
+                if os.stat(path).st_nlink > 1:
+                    live += 1
+                else:
+                    os.unlink(path)
+            except FileNotFoundError:
+                continue
+        return live
+
+    def _take(self, owner: str, is_live: Callable[[str], bool]) -> int:
+        """Claim the least recently released free slot (rebuilding the queue once if empty)."""
+        with _Queue(self.directory, 2 * self.pool.slots) as queue:
+            for attempt in range(2):
+                while (slot := queue.peek()) is not None:
+                    claimed = slot < self.pool.slots and self._claim(slot, owner)
+                    queue.drop_head()  # after the claim: a crash between leaves it claimed
+                    if claimed:
+                        return slot
+                if attempt == 0:
+                    self._rebuild(queue, is_live)
         raise RangePoolExhausted(
             f"no free user-id range: all {self.pool.slots} ranges of eci's pool "
             f"({self.pool.start}-{self.pool.start + self.pool.count - 1}) are held by live "
-            "containers; remove containers or enlarge the eci entry in /etc/subuid and "
-            "/etc/subgid"
+            "containers (or by processes that could not be killed); remove containers or "
+            "enlarge the eci entry in /etc/subuid and /etc/subgid"
         )
 
     def _claim(self, slot: int, owner: str) -> bool:
@@ -150,28 +376,84 @@ class RangeStore:
     def _locked(self, mode: int) -> _Flock:
         return _Flock(self.directory, mode)
 
+    # --- release, sweep, free ---
+
     def release(self, owner: str) -> bool:
-        """Free the owner's range. Read and removed under the exclusive lock, so a slot that a
-        reclaim and a new claim gave to someone else in the meantime is never freed."""
-        released = False
+        """Free the owner's range: marked released (still claimed), swept of every process
+        holding its ids, then queued. True when the owner held a range (even if it stays
+        claimed because a holder could not be killed)."""
         if not os.path.isdir(self.directory):
             return False
+        slot = self.slot_of(owner)
+        if slot is None:
+            return False
+        marker = self._mark_released(slot, owner)
+        self._unindex(owner)
+        if marker is not None:
+            self._sweep_and_free({slot: marker})
+        return marker is not None
+
+    def _mark_released(self, slot: int, expected: str) -> str | None:
+        """Turn slot-<n> holding `expected` into `released:<owner>` (a new file, so user
+        links stop counting it); None when it no longer holds `expected`. Under the exclusive
+        lock: a slot a reclaim and a new claim gave someone else is never touched."""
+        path = self._slot_path(slot)
+        tmp = os.path.join(self.directory, f".released-{os.getpid()}-{slot}")
         with self._locked(fcntl.LOCK_EX):
-            for slot, held_by in self.allocations().items():
-                if held_by == owner:
-                    with contextlib.suppress(FileNotFoundError):
+            if self._holder_of(slot) != expected:
+                return None
+            if expected.startswith(RELEASED):  # a release that never finished: as it is
+                return expected
+            marker = RELEASED + expected
+            with open(tmp, "w") as f:
+                f.write(marker)
+            os.replace(tmp, path)
+        return marker
+
+    def _sweep_and_free(self, released: dict[int, str]) -> None:
+        """Sweep released slots (slot -> its marker) and free those left without holders."""
+        dirty = self._sweep(set(released))
+        clean = {slot: marker for slot, marker in released.items() if slot not in dirty}
+        if not clean:
+            return
+        with _Queue(self.directory, 2 * self.pool.slots) as queue:
+            with self._locked(fcntl.LOCK_EX):
+                freed = []
+                for slot, marker in sorted(clean.items()):
+                    if self._holder_of(slot) == marker:
                         os.unlink(self._slot_path(slot))
-                    released = True
-        return released
+                        freed.append(slot)
+            if queue.valid:  # else the next allocation rebuilds it with these
+                for slot in freed:
+                    queue.push(slot)
 
-    def reclaim_stale(
+    def _sweep(self, slots: set[int]) -> set[int]:
+        """The slots whose holders could not be killed (none without a sweeper)."""
+        if self.sweeper is None or not slots:
+            return set()
+        return self.sweeper(self.pool, slots, self.is_free)
+
+    def _rebuild(self, queue: _Queue, is_live: Callable[[str], bool]) -> None:
+        """Under the queue's lock: reclaim stale slots, sweep every unclaimed range in one
+        scan, and queue them in order."""
+        stale = self._mark_stale(is_live)
+        held = self.allocations()
+        unclaimed = {slot for slot in range(self.pool.slots) if slot not in held}
+        dirty = self._sweep(unclaimed | set(stale))
+        with self._locked(fcntl.LOCK_EX):
+            for slot, marker in stale.items():
+                if slot not in dirty and self._holder_of(slot) == marker:
+                    os.unlink(self._slot_path(slot))
+                    unclaimed.add(slot)
+        queue.reset(sorted(unclaimed - dirty))
+
+    def _mark_stale(
         self, is_live: Callable[[str], bool], grace: float = STALE_GRACE_SECONDS
-    ) -> list[str]:
-        """Release slots whose owner runc no longer knows, once older than `grace` seconds.
-
-        Liveness is judged without the lock (it may take a while); the slot is then removed
-        under the exclusive lock only if it is still the very file that was judged (same
-        inode, mtime and owner), so a slot re-claimed meanwhile is never taken away."""
+    ) -> dict[int, str]:
+        """Mark released the slots older than `grace` whose owner runc no longer knows (or
+        whose release never finished): slot -> marker. Liveness is judged without the lock
+        (it may take a while); a slot is marked only if it is still the very file judged
+        (same inode, mtime and owner), so a slot re-claimed meanwhile is never taken away."""
         now = time.time()
         candidates = []
         for slot, owner in self.allocations().items():
@@ -179,36 +461,77 @@ class RangeStore:
                 st = os.stat(self._slot_path(slot))
             except FileNotFoundError:
                 continue
-            if now - st.st_mtime >= grace and not is_live(owner):
+            dead = owner.startswith(RELEASED) or not is_live(owner)
+            if now - st.st_mtime >= grace and dead:
                 candidates.append((slot, owner, st.st_ino, st.st_mtime_ns))
-        reclaimed: list[str] = []
-        if not candidates:
-            return reclaimed
-        with self._locked(fcntl.LOCK_EX):
-            for slot, owner, ino, mtime in candidates:
-                path = self._slot_path(slot)
-                try:
-                    st = os.stat(path)
-                    if (st.st_ino, st.st_mtime_ns) != (ino, mtime) or _read(path) != owner:
-                        continue
-                    os.unlink(path)
-                except FileNotFoundError:
-                    continue
-                reclaimed.append(owner)
-        return reclaimed
+        marked: dict[int, str] = {}
+        for slot, owner, ino, mtime in candidates:
+            try:
+                st = os.stat(self._slot_path(slot))
+            except FileNotFoundError:
+                continue
+            if (st.st_ino, st.st_mtime_ns) == (ino, mtime):
+                marker = self._mark_released(slot, owner)
+                if marker is not None:
+                    marked[slot] = marker
+        return marked
+
+    def reclaim_stale(
+        self, is_live: Callable[[str], bool], grace: float = STALE_GRACE_SECONDS
+    ) -> list[str]:
+        """Release (sweep and free) slots older than `grace` seconds whose owner runc no
+        longer knows; returns their owners."""
+        marked = self._mark_stale(is_live, grace)
+        self._sweep_and_free(marked)
+        return [marker[len(RELEASED) :] for marker in marked.values()]
+
+    def upcoming(self, count: int) -> list[int]:
+        """The bases of the next `count` free ranges allocation will hand out (a hint: for
+        the runtime server to make their user namespaces ahead)."""
+        if not os.path.exists(os.path.join(self.directory, "queue")):
+            return []
+        with _Queue(self.directory, 2 * self.pool.slots, fcntl.LOCK_SH) as queue:
+            return [self.pool.base(s) for s in queue.upcoming(count) if s < self.pool.slots]
+
+
+class ProcSweeper:
+    """The Sweeper of the host: kills the processes holding ids of the slots (holders.py)
+    and tells `report(holder, first_id, last_id)` of each one killed."""
+
+    def __init__(
+        self, report: Callable[[holders.Holder, int, int], None], proc: str = "/proc"
+    ) -> None:
+        self.report = report
+        self.proc = proc
+
+    def __call__(self, pool: Pool, slots: set[int], still_free: Callable[[int], bool]) -> set[int]:
+        def slots_of(holder: holders.Holder) -> set[int]:
+            return {slot for i in holder.ids() if (slot := pool.slot_of_id(i)) in slots}
+
+        def pick(host_id: int) -> bool:
+            slot = pool.slot_of_id(host_id)
+            return slot is not None and slot in slots and still_free(slot)
+
+        def killed(holder: holders.Holder) -> None:
+            base = pool.base(min(slots_of(holder)))
+            self.report(holder, base, base + RANGE_SIZE - 1)
+
+        left = holders.sweep(pick, killed, self.proc)
+        return {slot for holder in left for slot in slots_of(holder)}
 
 
 class _Flock:
-    """flock(2) on the store directory itself (no lock file to leave behind)."""
+    """flock(2) on a directory itself (no lock file to leave behind)."""
 
     def __init__(self, directory: str, mode: int) -> None:
         self.directory = directory
         self.mode = mode
         self.fd = -1
 
-    def __enter__(self) -> None:
+    def __enter__(self) -> str:
         self.fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         fcntl.flock(self.fd, self.mode)
+        return self.directory
 
     def __exit__(self, *exc: object) -> None:
         os.close(self.fd)  # closing the descriptor releases the lock

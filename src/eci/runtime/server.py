@@ -43,8 +43,8 @@ if TYPE_CHECKING:
 
 CLIENT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "eci-runtime-client")
 HALVES = ("prepare", "cleanup")
-#: ranges whose user namespace the server makes ahead (allocation takes the lowest free)
-USERNS_MADE = 32
+#: ranges whose user namespace the server keeps made: the next ones allocation hands out
+USERNS_MADE = 8
 #: seconds a stopping server gives the halves under way
 WORKER_GRACE = 10.0
 #: argv[0:5] of a client: bash, the client script, the server dir, the backend, the command
@@ -52,17 +52,26 @@ CLIENT_PREFIX = 5
 
 
 def _preload() -> None:
-    """Import everything a half imports, so a forked child imports nothing, and make the user
-    namespaces of the lowest ranges once (see main.userns_made)."""
+    """Import everything a half imports, so a forked child imports nothing."""
     import ctypes  # noqa: F401
     import json  # noqa: F401
 
-    from eci.runtime import capabilities, mounts, spec, staging  # noqa: F401
+    from eci import auditfile  # noqa: F401
+    from eci.runtime import capabilities, holders, mounts, spec, staging  # noqa: F401
+
+
+def _make_userns_ahead(ranges_dir: str) -> None:
+    """Keep user namespaces made for the ranges allocation hands out next (least recently
+    used first: see ranges.py), and only for them; a worker forked afterwards inherits them
+    (see main.userns_made). A range not among them gets its own at create (a fork, ~2 ms)."""
+    from eci.runtime import mounts
+    from eci.runtime.ranges import RangeStore
 
     try:
-        pool = shim._pool()
-        for slot in range(min(USERNS_MADE, pool.slots)):
-            base = pool.base(slot)
+        upcoming = set(RangeStore(ranges_dir, shim.host_pool()).upcoming(USERNS_MADE))
+        for base in set(shim.userns_made) - upcoming:
+            os.close(shim.userns_made.pop(base))
+        for base in upcoming - set(shim.userns_made):
             shim.userns_made[base] = mounts.userns_fd(base)
     except (OSError, RuntimeShimError) as exc:  # each create then makes its own
         sys.stderr.write(f"eci runtime server: no user namespaces made ahead: {exc}\n")
@@ -193,6 +202,7 @@ def serve(state_dir: str) -> int:
         sys.stderr.write("eci runtime server: runtime.conf has no serverDir\n")
         return 1
     _preload()
+    _make_userns_ahead(config.ranges_dir)
     shim.also_log_to = sys.stderr
     requests = os.path.join(directory, "requests")
     pid_file = os.path.join(directory, "pid")
@@ -216,6 +226,7 @@ def serve(state_dir: str) -> int:
                 for line in lines:
                     if (worker := _dispatch(line, listening)) is not None:
                         workers.add(worker)
+                _make_userns_ahead(config.ranges_dir)  # for the next creates
     finally:
         with contextlib.suppress(OSError):
             os.unlink(requests)
