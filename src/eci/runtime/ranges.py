@@ -246,24 +246,30 @@ class RangeStore:
     def slot_of(self, owner: str) -> int | None:
         """The owner's slot: from its owners/ entry, else (a slot an older eci claimed) by
         reading every slot."""
-        slot = self._indexed(owner)
-        if slot is not None:
-            return slot
+        indexed = self._indexed(owner)
+        if indexed is not None:
+            return indexed[0]
         for slot, held_by in self.allocations().items():
             if held_by == owner:
                 return slot
         return None
 
-    def _indexed(self, owner: str) -> int | None:
-        """The slot owners/ names for `owner`, if that slot holds it."""
+    def _indexed(self, owner: str) -> tuple[int, int | None] | None:
+        """(slot, requester uid or None) that owners/ names for `owner`, if the slot holds it.
+        The entry is a symlink to `slot-<n>` or `slot-<n>:<uid>`."""
         try:
-            target = os.readlink(os.path.join(self.directory, "owners", _owner_name(owner)))
+            target = os.readlink(self._owner_path(owner))
         except OSError:
             return None
-        if target.startswith("slot-") and target[5:].isdigit():
-            slot = int(target[5:])
-            return slot if self._holder_of(slot) == owner else None
-        return None
+        slot, _, uid = target[5:].partition(":")
+        if not (target.startswith("slot-") and slot.isdigit() and (uid == "" or uid.isdigit())):
+            return None
+        if self._holder_of(int(slot)) != owner:
+            return None
+        return int(slot), int(uid) if uid else None
+
+    def _owner_path(self, owner: str) -> str:
+        return os.path.join(self.directory, "owners", _owner_name(owner))
 
     # --- allocate ---
 
@@ -277,49 +283,35 @@ class RangeStore:
         """The base uid of a range held by nobody else (reusing this owner's, if any).
         `requester`: the uid of the user who asked for the container, who may hold at most
         `cap` ranges (default_cap without one); None (root, or unknown) is not capped."""
-        os.makedirs(self.directory, mode=0o700, exist_ok=True)
-        reused = self._owned(owner)
-        if reused is not None:
-            return self.pool.base(reused)
+        indexed = self._indexed(owner)
+        if indexed is not None:
+            with contextlib.suppress(FileNotFoundError):  # reused: a new grace period
+                os.utime(self._slot_path(indexed[0]))
+                return self.pool.base(indexed[0])
+        if not os.path.isdir(self.directory):
+            os.makedirs(self.directory, mode=0o700, exist_ok=True)
         if requester is None:
             slot = self._take(owner, is_live)
         else:
             with self._user_lock(requester) as user_dir:
-                limit = default_cap(self.pool) if cap is None else cap
-                held = self._count_live(user_dir)
-                if held >= limit:
-                    raise RangeCapReached(
-                        f"enhanced container isolation: user {requester} already holds "
-                        f"{held} id ranges, the most one user may (idRangesPerUser in the "
-                        "admin settings); remove some of your containers to start new ones"
-                    )
+                self._check_cap(requester, user_dir, default_cap(self.pool) if cap is None else cap)
                 slot = self._take(owner, is_live)
                 with contextlib.suppress(FileExistsError):
                     os.link(self._slot_path(slot), os.path.join(user_dir, str(slot)))
-        self._index(owner, slot)
+        self._index(owner, slot, requester)
         return self.pool.base(slot)
 
-    def _owned(self, owner: str) -> int | None:
-        slot = self._indexed(owner)
-        if slot is not None:
-            try:  # reused: a new stale-reclaim grace period
-                os.utime(self._slot_path(slot))
-            except FileNotFoundError:
-                return None
-        return slot
-
-    def _index(self, owner: str, slot: int) -> None:
-        owners = os.path.join(self.directory, "owners")
-        os.makedirs(owners, mode=0o700, exist_ok=True)
-        tmp = os.path.join(owners, f".new-{os.getpid()}-{slot}")
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        os.symlink(f"slot-{slot}", tmp)
-        os.replace(tmp, os.path.join(owners, _owner_name(owner)))
-
-    def _unindex(self, owner: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(os.path.join(self.directory, "owners", _owner_name(owner)))
+    def _index(self, owner: str, slot: int, requester: int | None) -> None:
+        target = f"slot-{slot}" if requester is None else f"slot-{slot}:{requester}"
+        path = self._owner_path(owner)
+        try:
+            os.symlink(target, path)
+        except FileExistsError:  # left by a create or release that was killed
+            os.unlink(path)
+            os.symlink(target, path)
+        except FileNotFoundError:  # a store made by an older eci: no owners/ yet
+            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+            os.symlink(target, path)
 
     def _user_lock(self, uid: int) -> _Flock:
         user_dir = os.path.join(self.directory, "users", str(uid))
@@ -327,20 +319,30 @@ class RangeStore:
         return _Flock(user_dir, fcntl.LOCK_EX)
 
     @staticmethod
-    def _count_live(user_dir: str) -> int:
-        """The user's live ranges: links whose slot still names the same file (stale ones,
-        of released or reclaimed slots, are removed on the way)."""
-        live = 0
-        for name in os.listdir(user_dir):
+    def _check_cap(uid: int, user_dir: str, cap: int) -> None:
+        """Refuse when the user holds `cap` ranges. Its entries are removed at release; only
+        when they reach the cap are they checked one by one (a create or release killed
+        midway leaves one behind): a hard link to a slot file that is still named and
+        claimed."""
+        names = os.listdir(user_dir)
+        if len(names) < cap:
+            return
+        held = 0
+        for name in names:
             path = os.path.join(user_dir, name)
             try:
-                if os.stat(path).st_nlink > 1:
-                    live += 1
-                else:
-                    os.unlink(path)
+                if os.stat(path).st_nlink > 1 and not _read(path).startswith(RELEASED):
+                    held += 1
+                    continue
+                os.unlink(path)
             except FileNotFoundError:
                 continue
-        return live
+        if held >= cap:
+            raise RangeCapReached(
+                f"enhanced container isolation: user {uid} already holds {held} id ranges, "
+                "the most one user may (idRangesPerUser in the admin settings); remove some "
+                "of your containers to start new ones"
+            )
 
     def _take(self, owner: str, is_live: Callable[[str], bool]) -> int:
         """Claim the least recently released free slot (rebuilding the queue once if empty)."""
@@ -361,17 +363,22 @@ class RangeStore:
         )
 
     def _claim(self, slot: int, owner: str) -> bool:
-        tmp = os.path.join(self.directory, f".claim-{os.getpid()}-{slot}")
-        with open(tmp, "w") as f:
-            f.write(owner)
+        """Create slot-<n> holding `owner`, unless it exists (O_EXCL: one creator wins).
+        An older eci links a complete file there instead; either way a slot exists once."""
         try:
             with self._locked(fcntl.LOCK_SH):  # claims run together, never during a reclaim
-                os.link(tmp, self._slot_path(slot))
-            return True
+                fd = os.open(
+                    self._slot_path(slot),
+                    os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
+                    0o600,
+                )
         except FileExistsError:
             return False
+        try:
+            os.write(fd, owner.encode())
         finally:
-            os.unlink(tmp)
+            os.close(fd)
+        return True
 
     def _locked(self, mode: int) -> _Flock:
         return _Flock(self.directory, mode)
@@ -384,30 +391,38 @@ class RangeStore:
         claimed because a holder could not be killed)."""
         if not os.path.isdir(self.directory):
             return False
-        slot = self.slot_of(owner)
-        if slot is None:
-            return False
+        indexed = self._indexed(owner)
+        if indexed is None:
+            slot = self.slot_of(owner)
+            if slot is None:
+                return False
+            indexed = slot, None
+        slot, requester = indexed
         marker = self._mark_released(slot, owner)
-        self._unindex(owner)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._owner_path(owner))
+        if requester is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(self.directory, "users", str(requester), str(slot)))
         if marker is not None:
             self._sweep_and_free({slot: marker})
         return marker is not None
 
     def _mark_released(self, slot: int, expected: str) -> str | None:
-        """Turn slot-<n> holding `expected` into `released:<owner>` (a new file, so user
-        links stop counting it); None when it no longer holds `expected`. Under the exclusive
-        lock: a slot a reclaim and a new claim gave someone else is never touched."""
-        path = self._slot_path(slot)
-        tmp = os.path.join(self.directory, f".released-{os.getpid()}-{slot}")
+        """Turn slot-<n> holding `expected` into `released:<owner>`, in place (a longer text
+        over the owner); None when it no longer holds `expected`. Under the exclusive lock: a
+        slot a reclaim and a new claim gave someone else is never touched."""
         with self._locked(fcntl.LOCK_EX):
             if self._holder_of(slot) != expected:
                 return None
             if expected.startswith(RELEASED):  # a release that never finished: as it is
                 return expected
             marker = RELEASED + expected
-            with open(tmp, "w") as f:
-                f.write(marker)
-            os.replace(tmp, path)
+            fd = os.open(self._slot_path(slot), os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.pwrite(fd, marker.encode(), 0)
+            finally:
+                os.close(fd)
         return marker
 
     def _sweep_and_free(self, released: dict[int, str]) -> None:
@@ -484,6 +499,28 @@ class RangeStore:
         marked = self._mark_stale(is_live, grace)
         self._sweep_and_free(marked)
         return [marker[len(RELEASED) :] for marker in marked.values()]
+
+    def sweep_free(self) -> set[int]:
+        """Sweep every free range (unclaimed, or released) in one scan, for processes that
+        gained a free range's ids after its release (root, or a setuid file owned by them);
+        returns the slots whose holders survive, which are claimed as released so nothing
+        hands them out (the stale reclaim sweeps them again)."""
+        claimed: set[int] = set()
+
+        def still_free(slot: int) -> bool:  # a claim seen is kept for the scan: never a kill
+            if slot in claimed:
+                return False
+            if self.is_free(slot):
+                return True
+            claimed.add(slot)
+            return False
+
+        if self.sweeper is None:
+            return set()
+        dirty = self.sweeper(self.pool, set(range(self.pool.slots)), still_free)
+        for slot in dirty:
+            self._claim(slot, RELEASED + "(a holder survived a sweep)")
+        return dirty
 
     def upcoming(self, count: int) -> list[int]:
         """The bases of the next `count` free ranges allocation will hand out (a hint: for

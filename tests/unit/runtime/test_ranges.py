@@ -648,3 +648,18 @@ def test_concurrent_creates_of_one_user_stop_at_the_cap(tmp_path: Path) -> None:
         process.join(timeout=60)
     assert sum(got.values()) == 12, got
     assert len(RangeStore(tmp_path, Pool(START, 64 * RANGE_SIZE)).allocations()) == 12
+
+
+def test_sweep_free_sweeps_every_free_range_and_claims_survivors(tmp_path: Path) -> None:
+    sweeper = FakeSweeper()
+    store = swept_store(tmp_path, 4, sweeper)
+    store.allocate(owner("a"), live)  # slot 0
+    store.allocate(owner("b"), live)  # slot 1
+    store.release(owner("b"))
+    sweeper.dirty = {2}  # a holder of free range 2 that cannot be killed
+    assert store.sweep_free() == {2}
+    assert sweeper.calls[-1] == {0, 1, 2, 3}
+    assert sweeper.free_when_asked == {0: False, 1: True, 2: True, 3: True}
+    assert store.allocations()[2].startswith("released:")  # claimed: never handed out
+    got = {store.allocate(owner(n), live) for n in ("c", "d")}
+    assert got == {store.pool.base(1), store.pool.base(3)}
