@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import stat
 import sys
@@ -45,6 +46,9 @@ CLIENT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "eci-runtime-c
 HALVES = ("prepare", "cleanup")
 #: ranges whose user namespace the server keeps made: the next ones allocation hands out
 USERNS_MADE = 8
+#: seconds between sweeps of the free id ranges, and the share of a core they may take (1/N)
+SWEEP_INTERVAL = 10.0
+SWEEP_SHARE = 20
 #: seconds a stopping server gives the halves under way
 WORKER_GRACE = 10.0
 #: argv[0:5] of a client: bash, the client script, the server dir, the backend, the command
@@ -163,6 +167,11 @@ def _dispatch(line: bytes, listening: int) -> int | None:
     if half not in HALVES or not pid.isdigit() or not fd.isdigit():
         sys.stderr.write(f"eci runtime server: ignoring request {line[:80]!r}\n")
         return None
+    return _fork(lambda: answer(half, int(pid), int(fd)), listening, f"{half} {pid}")
+
+
+def _fork(work: Callable[[], None], listening: int, what: str) -> int:
+    """A child running `work` with default signals and without the request FIFO; its pid."""
     worker = os.fork()
     if worker == 0:
         try:
@@ -170,12 +179,50 @@ def _dispatch(line: bytes, listening: int) -> int | None:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             os.close(listening)
-            answer(half, int(pid), int(fd))
+            work()
         except BaseException as exc:  # a bug: the client sees the worker die and cleans up
-            sys.stderr.write(f"eci runtime server: worker for {half} {pid}: {exc!r}\n")
+            sys.stderr.write(f"eci runtime server: worker for {what}: {exc!r}\n")
         finally:
             os._exit(0)
     return worker
+
+
+class _FreeRangeSweeps:
+    """Sweeps of every free id range (ranges.RangeStore.sweep_free), forked every
+    SWEEP_INTERVAL seconds, or less often when they take long: at most 1/SWEEP_SHARE of a
+    core. A process that gains a free range's ids after the range's release is thus killed
+    within about that long, instead of at the range's next release."""
+
+    def __init__(self, config: shim.RuntimeConfig, listening: int) -> None:
+        self.config = config
+        self.listening = listening
+        self.pid: int | None = None
+        self.started = 0.0
+        self.next = time.monotonic() + SWEEP_INTERVAL
+
+    def due_in(self) -> float:
+        return max(0.0, self.next - time.monotonic())
+
+    def tick(self) -> int | None:
+        """Start a sweep when one is due and none runs; its pid."""
+        now = time.monotonic()
+        if self.pid is not None:
+            if _running(self.pid):
+                return None
+            self.next = self.started + max(SWEEP_INTERVAL, (now - self.started) * SWEEP_SHARE)
+            self.pid = None
+        if now < self.next:
+            return None
+        self.started, self.pid = now, _fork(self._sweep, self.listening, "free-range sweep")
+        return self.pid
+
+    def _sweep(self) -> None:
+        why = "background sweep of free ranges"
+        store = shim.range_store(
+            self.config.ranges_dir, self.config.audit_log, shim.host_pool(), why
+        )
+        if os.path.exists(os.path.join(self.config.ranges_dir, "queue")):
+            store.sweep_free()
 
 
 def _running(pid: int) -> bool:
@@ -216,17 +263,21 @@ def serve(state_dir: str) -> int:
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children reap themselves
     pending = b""
     workers: set[int] = set()
+    sweeps = _FreeRangeSweeps(config, listening)
     try:
         with serve_until_signalled(pid_file):
             while True:
-                pending += os.read(listening, 4096)
-                *lines, pending = pending.split(b"\n")
-                pending = pending[-4096:]  # a request is one short line
-                workers = {pid for pid in workers if _running(pid)}
-                for line in lines:
-                    if (worker := _dispatch(line, listening)) is not None:
-                        workers.add(worker)
-                _make_userns_ahead(config.ranges_dir)  # for the next creates
+                if select.select([listening], [], [], sweeps.due_in())[0]:
+                    pending += os.read(listening, 4096)
+                    *lines, pending = pending.split(b"\n")
+                    pending = pending[-4096:]  # a request is one short line
+                    workers = {pid for pid in workers if _running(pid)}
+                    for line in lines:
+                        if (worker := _dispatch(line, listening)) is not None:
+                            workers.add(worker)
+                    _make_userns_ahead(config.ranges_dir)  # for the next creates
+                if (sweep := sweeps.tick()) is not None:
+                    workers.add(sweep)
     finally:
         with contextlib.suppress(OSError):
             os.unlink(requests)

@@ -234,3 +234,35 @@ def test_a_server_that_does_not_answer_fails_the_create_where_runc_logs(tmp_path
     assert entry["msg"].startswith("eci: the runtime server did not take up prepare of create")
     assert elapsed < 15  # the cleanup after it did not wait for the server a second time
     eng.stop_server()
+
+
+def test_free_range_sweeps_are_spaced_by_their_cost(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sweep every SWEEP_INTERVAL seconds, one at a time, and never more than 1/SWEEP_SHARE
+    of the time (a slow sweep pushes the next one back)."""
+    from eci.runtime import server
+
+    clock = [1000.0]
+    forked: list[str] = []
+    running: set[int] = set()
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(server, "_running", lambda pid: pid in running)
+
+    def fork(work: object, listening: int, what: str) -> int:
+        forked.append(what)
+        running.add(len(forked))
+        return len(forked)
+
+    monkeypatch.setattr(server, "_fork", fork)
+    sweeps = server._FreeRangeSweeps(None, -1)  # type: ignore[arg-type]
+    assert sweeps.due_in() == server.SWEEP_INTERVAL
+    assert sweeps.tick() is None
+    clock[0] += server.SWEEP_INTERVAL
+    assert sweeps.tick() == 1
+    clock[0] += 3 * server.SWEEP_INTERVAL
+    assert sweeps.tick() is None  # the first still runs
+    running.clear()
+    assert sweeps.tick() is None  # it took 30 s: the next one waits 20 times that
+    assert sweeps.due_in() == 3 * server.SWEEP_INTERVAL * (server.SWEEP_SHARE - 1)
+    clock[0] += sweeps.due_in()
+    assert sweeps.tick() == 2
+    assert forked == ["free-range sweep", "free-range sweep"]
