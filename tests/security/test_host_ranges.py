@@ -22,6 +22,7 @@ from collections.abc import Iterator
 import pytest
 from tests.support import (
     ECI_ON_LOCKED,
+    RANGES_DIR,
     SECOND_USER,
     TEST_USER,
     EngineHandle,
@@ -29,6 +30,8 @@ from tests.support import (
     settings_applied,
     uid_map,
 )
+
+from eci.runtime.main import host_pool
 
 pytestmark = pytest.mark.engine
 
@@ -134,6 +137,26 @@ def test_a_holder_of_a_freed_range_is_killed_before_the_range_is_reused(
                 assert "killed" in str(record["reason"]), (name, record)
     finally:
         _remove(engine, first, second)
+
+
+def test_a_process_taking_a_free_ranges_ids_later_is_killed(engine: EngineHandle) -> None:
+    """The ids of a range already freed, taken afterwards (as by a setuid file the container
+    left in a bind): the background sweep of free ranges kills it before long."""
+    name = "eci-ranges-later"
+    _remove(engine, name)
+    try:
+        base = _start(engine, name)
+        _remove(engine, name)
+        slot = RANGES_DIR / f"slot-{(base - host_pool().start) // 65536}"
+        assert eventually(lambda: not slot.exists())  # released, swept, free
+        with _holders(base) as procs:
+            gone = eventually(lambda: all(p.poll() is not None for p in procs.values()), timeout=30)
+            assert gone, f"holders of free range {base} still run: {procs}"
+            for proc in procs.values():
+                (record,) = _audited(engine, proc.pid)
+                assert "background sweep of free ranges" in str(record["reason"]), record
+    finally:
+        _remove(engine, name)
 
 
 def test_freed_ranges_are_reused_least_recently_used(engine: EngineHandle) -> None:
