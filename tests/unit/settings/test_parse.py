@@ -222,6 +222,24 @@ BAD_ADMIN: list[tuple[str, bytes | str, str, str]] = [
         "expected true or false, got 'false'",
     ),
     (
+        "ranges-per-user-zero",
+        admin({"value": True, "idRangesPerUser": 0}),
+        f"{ECI}.idRangesPerUser",
+        "Input should be greater than or equal to 1, got 0",
+    ),
+    (
+        "ranges-per-user-string",
+        admin({"value": True, "idRangesPerUser": "8"}),
+        f"{ECI}.idRangesPerUser",
+        "Input should be a valid integer, got '8'",
+    ),
+    (
+        "ranges-per-user-bool",
+        admin({"value": True, "idRangesPerUser": True}),
+        f"{ECI}.idRangesPerUser",
+        "Input should be a valid integer, got true",
+    ),
+    (
         "socket-mount-string",
         admin({"value": True, "dockerSocketMount": "none"}),
         DSM,
