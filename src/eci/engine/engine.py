@@ -35,9 +35,10 @@ from eci.engine.config import (
 )
 from eci.engine.layout import RANGES_DIR, EngineLayout
 from eci.engine.state import EngineState, load_state, save_state, write_atomic
-from eci.errors import EngineError
+from eci.errors import EngineError, RuntimeShimError
 from eci.host import cgroups, mounts, network, probe
 from eci.host.processes import SANE_PATH, ProcessId, is_alive, processes_mentioning, spawn, stop
+from eci.runtime.main import host_pool, range_store
 from eci.settings import EffectiveSettings
 
 USER_SOCKET_GROUP = "docker"
@@ -364,12 +365,15 @@ def down(layout: EngineLayout) -> DownReport:
 
 def _release_ranges(layout: EngineLayout) -> int:
     """Id ranges still held by this engine's containers: with runc's state dir gone (it lives
-    in our exec-root), every one of them is stale."""
+    in our exec-root), every one of them is stale. Each is swept like any release; without
+    a readable pool they are left to the stale reclaim (which sweeps them too)."""
     if not RANGES_DIR.is_dir():
         return 0
-    from eci.runtime.main import host_pool, range_store
-
-    store = range_store(str(RANGES_DIR), str(layout.audit_log), host_pool(), "eci down")
+    try:
+        pool = host_pool()
+    except RuntimeShimError:
+        return 0
+    store = range_store(str(RANGES_DIR), str(layout.audit_log), pool, "eci down")
     ours = [
         owner
         for owner in store.allocations().values()
