@@ -266,3 +266,34 @@ def test_free_range_sweeps_are_spaced_by_their_cost(monkeypatch: pytest.MonkeyPa
     clock[0] += sweeps.due_in()
     assert sweeps.tick() == 2
     assert forked == ["free-range sweep", "free-range sweep"]
+
+
+@pytest.mark.root
+@pytest.mark.skipif(os.geteuid() != 0, reason="mapping a user namespace onto a range needs root")
+def test_user_namespaces_are_made_for_the_next_ranges(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Made in the serving loop, where SIGCHLD is ignored (children reap themselves): for
+    exactly the ranges the queue hands out next, and dropped once they are not."""
+    from eci.runtime import main as shim
+    from eci.runtime import server
+    from eci.runtime.ranges import RANGE_SIZE, Pool, RangeStore
+
+    pool = Pool(4_000_000_000, 16 * RANGE_SIZE)  # far above eci's pool
+    monkeypatch.setattr(shim, "host_pool", lambda: pool)
+    monkeypatch.setattr(shim, "userns_made", {})
+    monkeypatch.setattr(server, "USERNS_MADE", 2)
+    store = RangeStore(tmp_path, pool)
+    store.allocate("/run/test/a", lambda owner: True)
+    previous = signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    try:
+        server._make_userns_ahead(str(tmp_path))
+        assert sorted(shim.userns_made) == [pool.base(1), pool.base(2)]
+        assert os.readlink(f"/proc/self/fd/{shim.userns_made[pool.base(1)]}").startswith("user:[")
+        store.allocate("/run/test/b", lambda owner: True)
+        server._make_userns_ahead(str(tmp_path))
+        assert sorted(shim.userns_made) == [pool.base(2), pool.base(3)]
+    finally:
+        signal.signal(signal.SIGCHLD, previous)
+        for fd in shim.userns_made.values():
+            os.close(fd)
