@@ -23,6 +23,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
+Ids = tuple[int, ...]
 #: rounds of scan-and-kill before a range is left quarantined (a holder forking faster than
 #: it is killed, or one the kernel cannot kill yet)
 ROUNDS = 50
@@ -64,24 +65,44 @@ class Holder:
         return f"uids {uids}, gids {gids}, groups {groups}"
 
 
-def parse_status(text: str) -> tuple[str, str, tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+#: the status lines a sweep reads, by their key
+_WANTED = {b"Name": 0, b"State": 1, b"Uid": 2, b"Gid": 3, b"Groups": 4}
+
+
+def parse_status(
+    text: str | bytes,
+) -> tuple[str, str, tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
     """(name, state letter, uids, gids, groups) from the text of a /proc status file."""
-    fields = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition(":")
-        if sep and key in ("Name", "State", "Uid", "Gid", "Groups"):
-            fields[key] = value.strip()
-    ids = {key: tuple(int(v) for v in fields.get(key, "").split()) for key in ("Uid", "Gid")}
-    groups = tuple(int(v) for v in fields.get("Groups", "").split())
-    return fields.get("Name", ""), fields.get("State", "?")[:1], ids["Uid"], ids["Gid"], groups
+    data = text.encode() if isinstance(text, str) else text
+    fields = [b"", b"?", b"", b"", b""]
+    for line in data.split(b"\n"):
+        key, sep, value = line.partition(b":")
+        index = _WANTED.get(key)
+        if sep and index is not None:
+            fields[index] = value.strip()
+            if index == 4:  # Groups comes after the others
+                break
+    name, state, uids, gids, groups = fields
+    return (
+        name.decode("utf-8", "replace"),
+        state[:1].decode("ascii", "replace"),
+        tuple(map(int, uids.split())),
+        tuple(map(int, gids.split())),
+        tuple(map(int, groups.split())),
+    )
 
 
-def _read(path: str) -> str | None:
+def _read(path: str) -> bytes | None:
     try:
-        with open(path, "rb") as f:
-            return f.read().decode("utf-8", "replace")
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:  # gone meanwhile, or not a task
         return None
+    try:
+        return os.read(fd, 65536)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def _numeric(directory: str) -> list[str]:
@@ -91,13 +112,13 @@ def _numeric(directory: str) -> list[str]:
         return []
 
 
-def tasks(proc: str = "/proc") -> Iterator[tuple[int, int, str]]:
-    """(pid, tid, status text) of every task the procfs at `proc` shows."""
+def tasks(proc: str = "/proc") -> Iterator[tuple[int, int, bytes]]:
+    """(pid, tid, status bytes) of every task the procfs at `proc` shows."""
     for pid in _numeric(proc):
         for tid in _numeric(f"{proc}/{pid}/task"):
-            text = _read(f"{proc}/{pid}/task/{tid}/status")
-            if text is not None:
-                yield int(pid), int(tid), text
+            data = _read(f"{proc}/{pid}/task/{tid}/status")
+            if data is not None:
+                yield int(pid), int(tid), data
 
 
 def ids_between(first: int, count: int) -> Callable[[int], bool]:
@@ -105,7 +126,7 @@ def ids_between(first: int, count: int) -> Callable[[int], bool]:
     return lambda i: first <= i < first + count
 
 
-def holding(text: str, pid: int, tid: int, pick: Callable[[int], bool]) -> Holder | None:
+def holding(text: str | bytes, pid: int, tid: int, pick: Callable[[int], bool]) -> Holder | None:
     """The task whose status is `text`, if it holds an id `pick` picks and is not a zombie.
     `pick` is asked only for ids of tasks seen (and again before a kill): a caller can judge
     an id by the state of its range at that moment."""
