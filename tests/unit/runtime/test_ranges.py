@@ -4,8 +4,10 @@ Hypothesis invariant (test_from_subid_parses_or_refuses): for any subuid text, `
 returns a Pool with start > 0 and at least one 65536-id slot, or raises RuntimeShimError;
 never anything else.
 
-Store invariant checked throughout: two owners never hold the same slot, including under
-concurrent allocators in separate processes.
+Store invariants checked throughout: two owners never hold the same slot, including under
+concurrent allocators in separate processes; a freed range is handed out again only after
+every never-used and earlier-freed one (least recently used first), and only once its sweep
+found no holder.
 """
 
 from __future__ import annotations
@@ -436,9 +438,9 @@ def test_concurrent_allocators_never_share_a_slot(tmp_path: Path, slots: int) ->
 def test_full_4096_slot_pool(tmp_path: Path) -> None:
     """4096 ranges (Debian's default 268435456-id entry): all distinct, the 4097th refused.
 
-    allocate() rescans the directory (O(live) file reads) each time, so 4096 allocate() calls
-    take minutes: 4080 slots are written in the store's documented on-disk layout (`slot-<n>`
-    holding its owner), leaving 16 holes spread over the pool for allocate() to find."""
+    4080 slots are written in the on-disk layout every store reads (`slot-<n>` holding its
+    owner, as an older eci leaves them), leaving 16 holes spread over the pool: the first
+    allocation builds the queue from what is unclaimed, in order."""
     pool = Pool(START, 4096 * RANGE_SIZE)
     store = RangeStore(tmp_path, pool)
     holes = set(range(0, 4096, 256))
