@@ -3,24 +3,27 @@
 Store layout (one directory for every engine on the host, e.g. /var/lib/eci/ranges):
     slot-<n>          the claim of record: range n is held. It holds the owner (`<runc root>/
                       <container id>`), or `released:<owner>` while a released range is swept;
-                      created with link(), so it exists only with its content and two creators
-                      never both win
+                      created with O_EXCL (an older eci links a complete file there), so two
+                      creators never both win
     queue             the free ranges, least recently released first: a ring of slot numbers
                       in one file, changed under flock. Allocation pops its head, a release
                       appends to its tail
-    owners/<owner>    a symlink to `slot-<n>`: an owner's range without reading every slot
-    users/<uid>/<n>   a hard link to `slot-<n>` of a container user <uid> asked for: a slot
-                      released or reclaimed loses its name, so the link count tells which of
-                      the user's ranges are still live
+    owners/<owner>    a symlink to `slot-<n>` (or `slot-<n>:<uid>`, the requester's): an
+                      owner's range, found at release without reading every slot
+    users/<uid>/<n>   a hard link to `slot-<n>` per live range of a container user <uid> asked
+                      for, removed at release: the user's count for the cap
 
 Theory of operation. A range is handed out only after a scan of every task on the host found
 no process holding one of its ids (holders.py): a process that outlived its container would
 otherwise own the next tenant's files.
-- allocate: pop the queue's head and link-claim its slot: constant time, whatever the number
-  of live ranges (a slot someone else claimed meanwhile is skipped).
+- allocate: pop the queue's head and claim its slot: constant time, whatever the number of
+  live ranges (a slot someone else claimed meanwhile is skipped). A requester at its cap is
+  refused before anything is taken.
 - release: the slot becomes `released:<owner>` (the range stays claimed), every process holding
   one of its ids is killed and reported, and only when a scan finds none is the slot removed
   and queued at the tail. A range whose holders survive stays claimed: never handed out.
+- sweep_free: every free range swept in one scan (the runtime server does it periodically),
+  for processes that gained a free range's ids after its release.
 - rebuild, when the queue is empty or unreadable (first use, a full pool): stale slots are
   reclaimed, every unclaimed range is swept in one scan and queued in order.
 - stale: a slot whose owner runc no longer knows, or a release never finished, older than a
