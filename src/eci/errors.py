@@ -64,6 +64,14 @@ class RangePoolExhausted(RuntimeShimError):
     """
 
 
+class RangeCapReached(RuntimeShimError):
+    """The user who asked for a container already holds as many id ranges as one user may
+    (`idRangesPerUser` in the admin settings), so one user cannot take the whole pool.
+
+    Remove some of that user's containers, or raise the limit.
+    """
+
+
 class PolicyDenied(EciError):
     """The proxy refused a Docker API request; ``str(error)`` is what the Docker CLI prints.
 

@@ -96,13 +96,19 @@ def _runtime_values(layout: EngineLayout) -> dict[str, str]:
         # the mount supervisor (seccomp listener) and lxcfs: a create fails without either
         "supervisorDir": str(layout.supervisor_dir),
         "lxcfsDir": str(layout.lxcfs_dir),
+        # where the runtime records processes killed for holding a freed id range
+        "auditLog": str(layout.audit_log),
     }
 
 
-def runtime_config(layout: EngineLayout) -> str:
+def runtime_config(layout: EngineLayout, ranges_per_user: int | None = None) -> str:
     """runtime.conf: what the runtime shim needs to know about its engine, as `key=value` lines
-    (the shim reads it on every create and delete, and json would double its start-up)."""
-    return "".join(f"{key}={value}\n" for key, value in _runtime_values(layout).items())
+    (the shim reads it on every create and delete, and json would double its start-up).
+    `ranges_per_user`: the admin's idRangesPerUser (absent: the runtime's default)."""
+    values = _runtime_values(layout)
+    if ranges_per_user is not None:
+        values["rangesPerUser"] = str(ranges_per_user)
+    return "".join(f"{key}={value}\n" for key, value in values.items())
 
 
 #: runtime.conf keys the dispatcher itself needs, as the shell variables it reads them into

@@ -37,10 +37,10 @@ from eci.engine.config import (
 )
 from eci.engine.layout import RANGES_DIR, EngineLayout
 from eci.engine.state import EngineState, load_state, save_state, write_atomic
-from eci.errors import EngineError
+from eci.errors import EngineError, RuntimeShimError
 from eci.host import cgroups, mounts, network, probe
 from eci.host.processes import SANE_PATH, ProcessId, is_alive, processes_mentioning, spawn, stop
-from eci.runtime.ranges import RANGE_SIZE, Pool, RangeStore
+from eci.runtime.main import host_pool, range_store
 from eci.settings import EffectiveSettings
 
 USER_SOCKET_GROUP = "docker"
@@ -369,7 +369,7 @@ def _write_configs(layout: EngineLayout, state: EngineState, settings: Effective
         layout.registry_config.unlink(missing_ok=True)
         layout.registry_writer_config.unlink(missing_ok=True)
     write_atomic(layout.dockerd_config, dockerd_config(layout, options))
-    write_atomic(layout.runtime_config, runtime_config(layout))
+    write_atomic(layout.runtime_config, runtime_config(layout, settings.id_ranges_per_user))
     write_atomic(layout.runtime_launcher, runtime_launcher(layout, options.runtime_path), 0o755)
     write_atomic(
         layout.settings_snapshot, json.dumps(settings.to_json(), indent=2, sort_keys=True) + "\n"
@@ -453,10 +453,15 @@ def down(layout: EngineLayout) -> DownReport:
 
 def _release_ranges(layout: EngineLayout) -> int:
     """Id ranges still held by this engine's containers: with runc's state dir gone (it lives
-    in our exec-root), every one of them is stale."""
+    in our exec-root), every one of them is stale. Each is swept like any release; without
+    a readable pool they are left to the stale reclaim (which sweeps them too)."""
     if not RANGES_DIR.is_dir():
         return 0
-    store = RangeStore(RANGES_DIR, Pool(1, RANGE_SIZE))  # the pool is irrelevant for release
+    try:
+        pool = host_pool()
+    except RuntimeShimError:
+        return 0
+    store = range_store(str(RANGES_DIR), str(layout.audit_log), pool, "eci down")
     ours = [
         owner
         for owner in store.allocations().values()

@@ -3,12 +3,10 @@ request bodies (they may carry secrets: registry auth, env values)."""
 
 from __future__ import annotations
 
-import datetime as dt
-import json
-import os
 import sys
 from pathlib import Path
 
+from eci import auditfile
 from eci.policy import Deny
 from eci.policy.grants import Grant
 from eci.proxy.peer import Peer
@@ -50,8 +48,7 @@ class AuditLog:
         reason: str,
         via: str | None,
     ) -> None:
-        record = {
-            "time": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
+        record: dict[str, object] = {
             "pid": peer.pid,
             "uid": peer.uid,
             "gid": peer.gid,
@@ -63,12 +60,7 @@ class AuditLog:
         }
         if via is not None:
             record["socket"] = via
-        line = (json.dumps(record, sort_keys=True) + "\n").encode()
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            try:
-                os.write(fd, line)  # one write of one line: O_APPEND keeps lines whole
-            finally:
-                os.close(fd)
+            auditfile.append(self.path, record)
         except OSError as exc:  # the refusal stands; losing its record must be visible
             print(f"eci proxy: cannot write audit log {self.path}: {exc}", file=sys.stderr)

@@ -13,9 +13,9 @@ import sys
 import time
 
 from eci.errors import EciError, RuntimeShimError
-from eci.runtime import invocation, staging
+from eci.runtime import holders, invocation, staging
 from eci.runtime.containerlock import ContainerLock
-from eci.runtime.ranges import Pool, RangeStore
+from eci.runtime.ranges import Pool, ProcSweeper, RangeStore
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -45,11 +45,13 @@ class RuntimeConfig:
     """<state>/config/runtime.conf, written by `eci up`: `key=value` lines (no json on delete)."""
 
     __slots__ = (
+        "audit_log",
         "backend",
         "docker_data_root",
         "grants_dir",
         "lxcfs_dir",
         "ranges_dir",
+        "ranges_per_user",
         "restricted_paths",
         "rootfs_dir",
         "runtime_dir",
@@ -65,6 +67,11 @@ class RuntimeConfig:
         self.runtime_dir = values["runtimeDir"]
         self.rootfs_dir = values["rootfsDir"]
         self.ranges_dir = values["rangesDir"]
+        # ranges one requesting user may hold (None: ranges.default_cap)
+        per_user = values.get("rangesPerUser", "")
+        self.ranges_per_user = int(per_user) if per_user.isdigit() else None
+        # where processes killed for holding a released range are recorded
+        self.audit_log = values.get("auditLog", "")
         self.backend = values.get("backend", "runc")
         self.server_dir = values.get("serverDir", "")
         # required by create (checked there: a container would start unconfined without them)
@@ -87,7 +94,8 @@ class RuntimeConfig:
 
 
 #: user namespaces mapping 0..65535 onto a range (base -> fd), made once by the runtime
-#: server for the lowest ranges, the ones allocation hands out first: a new one costs a fork
+#: server for the next ranges allocation hands out (server._make_userns_ahead): a new one
+#: costs a fork
 userns_made: dict[int, int] = {}
 
 
@@ -99,7 +107,7 @@ def _userns(base: int) -> int:
     return os.dup(made) if made is not None else userns_fd(base)
 
 
-def _pool() -> Pool:
+def host_pool() -> Pool:
     pools = []
     for name in ("/etc/subuid", "/etc/subgid"):
         try:
@@ -297,15 +305,20 @@ def _prepare_staged(
     leftovers = [path for path in (home, stage) if os.path.lexists(path)]
     if leftovers:
         staging.unstage(*leftovers)
-    pool = _pool()
-    store = RangeStore(config.ranges_dir, pool)
-    base = store.allocate(owner, is_live=os.path.isdir)
+    pool = host_pool()
+    requester = _requester(config.docker_data_root, container_id, pool)
+    store = _range_store(config, pool, f"create of container {container_id[:12]}")
+    base = store.allocate(
+        owner,
+        is_live=os.path.isdir,
+        requester=None if requester is None else requester[0],
+        cap=config.ranges_per_user,
+    )
     try:
         os.mkdir(stage, 0o700)
         plans = plan_mounts(spec, config.docker_data_root, container_id)
-        requester = None
-        if any(not plan.idmap for plan in plans):  # host paths: mapped for the requester
-            requester = _requester(config.docker_data_root, container_id, pool)
+        if all(plan.idmap for plan in plans):  # no host paths: nothing mapped for the requester
+            requester = None
         userns = _userns(base)
         requester_userns = None
         try:
@@ -351,7 +364,44 @@ def _prepare_staged(
 def _unstage_and_release(config: RuntimeConfig, owner: str, container_id: str) -> None:
     home, stage = (os.path.join(d, container_id) for d in (config.rootfs_dir, config.runtime_dir))
     staging.unstage(home, stage)
-    RangeStore(config.ranges_dir, _pool()).release(owner)
+    _range_store(config, host_pool(), f"release of container {container_id[:12]}").release(owner)
+
+
+def range_store(ranges_dir: str, audit_log: str, pool: Pool, why: str) -> RangeStore:
+    """The host's range store; processes its sweeps kill are recorded in `audit_log` and in
+    the runtime server's log, `why` saying what the sweep was for."""
+
+    def report(holder: holders.Holder, first: int, last: int) -> None:
+        reason = (
+            f"process {holder.pid} ({holder.comm}) held ids of range {first}-{last} "
+            f"({holder.describe()}) that no live container holds: killed before the range "
+            f"is handed out again ({why})"
+        )
+        _log_error(None, f"eci: {reason}", to_stderr=False)
+        if not audit_log:
+            return
+        from eci import auditfile
+
+        record = {
+            "pid": holder.pid,
+            "uid": holder.uids[0] if holder.uids else -1,
+            "gid": holder.gids[0] if holder.gids else -1,
+            "method": "",
+            "route": "",
+            "rule": "id-range-holder",
+            "status": 0,
+            "reason": reason,
+        }
+        try:
+            auditfile.append(audit_log, record)
+        except OSError as exc:  # the kill stands; losing its record must be visible
+            _log_error(None, f"eci: cannot write audit log {audit_log}: {exc}")
+
+    return RangeStore(ranges_dir, pool, ProcSweeper(report))
+
+
+def _range_store(config: RuntimeConfig, pool: Pool, why: str) -> RangeStore:
+    return range_store(config.ranges_dir, config.audit_log, pool, why)
 
 
 def cleanup(inv: invocation.Invocation, locked: Callable[[], None] | None = None) -> int:
@@ -397,7 +447,7 @@ def delete(inv: invocation.Invocation) -> int:
     return code
 
 
-def _log_error(inv: invocation.Invocation | None, message: str) -> None:
+def _log_error(inv: invocation.Invocation | None, message: str, to_stderr: bool = True) -> None:
     """Where runc would log: containerd turns the last error into `OCI runtime … failed`."""
     line = message
     if inv is not None and inv.globals.get("--log-format") == "json":
@@ -408,7 +458,7 @@ def _log_error(inv: invocation.Invocation | None, message: str) -> None:
     if inv is not None and inv.log:
         with open(inv.log, "a") as f:
             f.write(line + "\n")
-    else:
+    elif to_stderr:
         sys.stderr.write(line + "\n")
     if also_log_to is not None:
         also_log_to.write(message + "\n")

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 
@@ -117,8 +118,9 @@ def userns_with_maps(uid_map: str, gid_map: str) -> int:
         return os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
     finally:
         os.close(ready_r)
-        os.close(done_w)
-        os.waitpid(pid, 0)
+        os.close(done_w)  # the helper reads EOF and exits
+        with contextlib.suppress(ChildProcessError):  # the runtime server reaps by SIG_IGN
+            os.waitpid(pid, 0)
 
 
 def open_beneath(root: str | Path, relative: str) -> int:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import stat
 import sys
@@ -43,8 +44,11 @@ if TYPE_CHECKING:
 
 CLIENT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "eci-runtime-client")
 HALVES = ("prepare", "cleanup")
-#: ranges whose user namespace the server makes ahead (allocation takes the lowest free)
-USERNS_MADE = 32
+#: ranges whose user namespace the server keeps made: the next ones allocation hands out
+USERNS_MADE = 8
+#: seconds between sweeps of the free id ranges, and the share of a core they may take (1/N)
+SWEEP_INTERVAL = 10.0
+SWEEP_SHARE = 20
 #: seconds a stopping server gives the halves under way
 WORKER_GRACE = 10.0
 #: argv[0:5] of a client: bash, the client script, the server dir, the backend, the command
@@ -52,17 +56,26 @@ CLIENT_PREFIX = 5
 
 
 def _preload() -> None:
-    """Import everything a half imports, so a forked child imports nothing, and make the user
-    namespaces of the lowest ranges once (see main.userns_made)."""
+    """Import everything a half imports, so a forked child imports nothing."""
     import ctypes  # noqa: F401
     import json  # noqa: F401
 
-    from eci.runtime import capabilities, mounts, spec, staging  # noqa: F401
+    from eci import auditfile  # noqa: F401
+    from eci.runtime import capabilities, holders, mounts, spec, staging  # noqa: F401
+
+
+def _make_userns_ahead(ranges_dir: str) -> None:
+    """Keep user namespaces made for the ranges allocation hands out next (least recently
+    used first: see ranges.py), and only for them; a worker forked afterwards inherits them
+    (see main.userns_made). A range not among them gets its own at create (a fork, ~2 ms)."""
+    from eci.runtime import mounts
+    from eci.runtime.ranges import RangeStore
 
     try:
-        pool = shim._pool()
-        for slot in range(min(USERNS_MADE, pool.slots)):
-            base = pool.base(slot)
+        upcoming = set(RangeStore(ranges_dir, shim.host_pool()).upcoming(USERNS_MADE))
+        for base in set(shim.userns_made) - upcoming:
+            os.close(shim.userns_made.pop(base))
+        for base in upcoming - set(shim.userns_made):
             shim.userns_made[base] = mounts.userns_fd(base)
     except (OSError, RuntimeShimError) as exc:  # each create then makes its own
         sys.stderr.write(f"eci runtime server: no user namespaces made ahead: {exc}\n")
@@ -154,6 +167,11 @@ def _dispatch(line: bytes, listening: int) -> int | None:
     if half not in HALVES or not pid.isdigit() or not fd.isdigit():
         sys.stderr.write(f"eci runtime server: ignoring request {line[:80]!r}\n")
         return None
+    return _fork(lambda: answer(half, int(pid), int(fd)), listening, f"{half} {pid}")
+
+
+def _fork(work: Callable[[], None], listening: int, what: str) -> int:
+    """A child running `work` with default signals and without the request FIFO; its pid."""
     worker = os.fork()
     if worker == 0:
         try:
@@ -161,12 +179,50 @@ def _dispatch(line: bytes, listening: int) -> int | None:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             os.close(listening)
-            answer(half, int(pid), int(fd))
+            work()
         except BaseException as exc:  # a bug: the client sees the worker die and cleans up
-            sys.stderr.write(f"eci runtime server: worker for {half} {pid}: {exc!r}\n")
+            sys.stderr.write(f"eci runtime server: worker for {what}: {exc!r}\n")
         finally:
             os._exit(0)
     return worker
+
+
+class _FreeRangeSweeps:
+    """Sweeps of every free id range (ranges.RangeStore.sweep_free), forked every
+    SWEEP_INTERVAL seconds, or less often when they take long: at most 1/SWEEP_SHARE of a
+    core. A process that gains a free range's ids after the range's release is thus killed
+    within about that long, instead of at the range's next release."""
+
+    def __init__(self, config: shim.RuntimeConfig, listening: int) -> None:
+        self.config = config
+        self.listening = listening
+        self.pid: int | None = None
+        self.started = 0.0
+        self.next = time.monotonic() + SWEEP_INTERVAL
+
+    def due_in(self) -> float:
+        return max(0.0, self.next - time.monotonic())
+
+    def tick(self) -> int | None:
+        """Start a sweep when one is due and none runs; its pid."""
+        now = time.monotonic()
+        if self.pid is not None:
+            if _running(self.pid):
+                return None
+            self.next = self.started + max(SWEEP_INTERVAL, (now - self.started) * SWEEP_SHARE)
+            self.pid = None
+        if now < self.next:
+            return None
+        self.started, self.pid = now, _fork(self._sweep, self.listening, "free-range sweep")
+        return self.pid
+
+    def _sweep(self) -> None:
+        why = "background sweep of free ranges"
+        store = shim.range_store(
+            self.config.ranges_dir, self.config.audit_log, shim.host_pool(), why
+        )
+        if os.path.exists(os.path.join(self.config.ranges_dir, "queue")):
+            store.sweep_free()
 
 
 def _running(pid: int) -> bool:
@@ -193,6 +249,7 @@ def serve(state_dir: str) -> int:
         sys.stderr.write("eci runtime server: runtime.conf has no serverDir\n")
         return 1
     _preload()
+    _make_userns_ahead(config.ranges_dir)
     shim.also_log_to = sys.stderr
     requests = os.path.join(directory, "requests")
     pid_file = os.path.join(directory, "pid")
@@ -206,16 +263,21 @@ def serve(state_dir: str) -> int:
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children reap themselves
     pending = b""
     workers: set[int] = set()
+    sweeps = _FreeRangeSweeps(config, listening)
     try:
         with serve_until_signalled(pid_file):
             while True:
-                pending += os.read(listening, 4096)
-                *lines, pending = pending.split(b"\n")
-                pending = pending[-4096:]  # a request is one short line
-                workers = {pid for pid in workers if _running(pid)}
-                for line in lines:
-                    if (worker := _dispatch(line, listening)) is not None:
-                        workers.add(worker)
+                if select.select([listening], [], [], sweeps.due_in())[0]:
+                    pending += os.read(listening, 4096)
+                    *lines, pending = pending.split(b"\n")
+                    pending = pending[-4096:]  # a request is one short line
+                    workers = {pid for pid in workers if _running(pid)}
+                    for line in lines:
+                        if (worker := _dispatch(line, listening)) is not None:
+                            workers.add(worker)
+                    _make_userns_ahead(config.ranges_dir)  # for the next creates
+                if (sweep := sweeps.tick()) is not None:
+                    workers.add(sweep)
     finally:
         with contextlib.suppress(OSError):
             os.unlink(requests)

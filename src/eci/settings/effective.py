@@ -67,6 +67,8 @@ class EffectiveSettings:
     admin_file: str | None
     user_file: str | None
     warnings: tuple[str, ...]
+    #: the admin's idRangesPerUser (None: the runtime's default, a fraction of the pool)
+    id_ranges_per_user: int | None = None
 
     @property
     def locked(self) -> bool:
@@ -81,6 +83,7 @@ class EffectiveSettings:
                 "locked": self.locked,
                 "source": self.eci_source.to_json(),
                 "dockerSocketMount": self.docker_socket_mount.model_dump(mode="json"),
+                "idRangesPerUser": self.id_ranges_per_user,
             },
             "adminSettingsFile": self.admin_file,
             "userSettingsFile": self.user_file,
@@ -145,6 +148,7 @@ def resolve(
         admin_file=admin_file,
         user_file=user_file,
         warnings=tuple(warnings),
+        id_ranges_per_user=section.idRangesPerUser if section is not None else None,
     )
 
 

@@ -162,6 +162,13 @@ class EnhancedContainerIsolation(BaseModel):
         "and the user's settings file decides.",
     )
     dockerSocketMount: DockerSocketMount = Field(default=DockerSocketMount())
+    idRangesPerUser: int | None = Field(
+        default=None,
+        ge=1,
+        description="The most user-id ranges (one per running container) one non-root "
+        "user may hold, so nobody takes the whole pool; absent: an eighth of the "
+        "pool (512 of the default 4096). Root's containers are not counted.",
+    )
 
 
 class AdminSettings(BaseModel):

@@ -88,6 +88,13 @@ def test_runtime_config_names_private_dirs_and_the_shared_range_store() -> None:
     assert is_under(config["runtimeDir"], layout.private_dir)
     assert is_under(config["rootfsDir"], layout.run_dir)
     assert config["rangesDir"] == "/var/lib/eci/ranges"  # one pool, one store, all engines
+    assert config["auditLog"] == str(layout.audit_log)
+    assert "rangesPerUser" not in config  # the runtime's default
+
+
+def test_runtime_config_carries_the_admins_range_cap() -> None:
+    config = dict(line.split("=", 1) for line in runtime_config(LAYOUTS[1], 7).splitlines())
+    assert config["rangesPerUser"] == "7"
 
 
 def test_containerd_config_is_private_and_parses() -> None:

@@ -4,8 +4,10 @@ Hypothesis invariant (test_from_subid_parses_or_refuses): for any subuid text, `
 returns a Pool with start > 0 and at least one 65536-id slot, or raises RuntimeShimError;
 never anything else.
 
-Store invariant checked throughout: two owners never hold the same slot, including under
-concurrent allocators in separate processes.
+Store invariants checked throughout: two owners never hold the same slot, including under
+concurrent allocators in separate processes; a freed range is handed out again only after
+every never-used and earlier-freed one (least recently used first), and only once its sweep
+found no holder.
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from eci.errors import RangePoolExhausted, RuntimeShimError
-from eci.runtime.ranges import RANGE_SIZE, STALE_GRACE_SECONDS, Pool, RangeStore
+from eci.errors import RangeCapReached, RangePoolExhausted, RuntimeShimError
+from eci.runtime.ranges import RANGE_SIZE, STALE_GRACE_SECONDS, Pool, RangeStore, default_cap
 
 START = 100000
 
@@ -201,8 +203,10 @@ def test_release_frees_the_slot_for_reuse(store: RangeStore) -> None:
     assert store.release(owner("b")) is True
     assert store.slot_of(owner("b")) is None
     assert store.allocations() == {0: owner("a"), 2: owner("c")}
-    assert store.allocate(owner("d"), live) == b  # lowest free slot
-    assert {a, c} | {b} == {store.pool.base(s) for s in store.allocations()}
+    d = store.allocate(owner("d"), live)
+    assert d == START + 3 * RANGE_SIZE  # the never-used range before the one just freed
+    assert store.allocate(owner("e"), live) == b
+    assert {a, b, c, d} == {store.pool.base(s) for s in store.allocations()}
 
 
 @pytest.mark.parametrize(
@@ -249,9 +253,9 @@ def test_no_claim_files_left_behind(store: RangeStore) -> None:
     store.release(owner("a"))
     store.allocate(owner("c"), live)
     names = os.listdir(store.directory)
-    assert sorted(n for n in names if n.startswith("slot-")) == ["slot-0", "slot-1"]
-    assert [n for n in names if n.startswith(".claim-")] == []
-    assert Path(store.directory, "slot-0").read_text() == owner("c")
+    assert sorted(n for n in names if n.startswith("slot-")) == ["slot-1", "slot-2"]
+    assert [n for n in names if n.startswith(".")] == []
+    assert Path(store.directory, "slot-2").read_text() == owner("c")
 
 
 def test_two_stores_on_one_directory_share_allocations(tmp_path: Path) -> None:
@@ -434,9 +438,9 @@ def test_concurrent_allocators_never_share_a_slot(tmp_path: Path, slots: int) ->
 def test_full_4096_slot_pool(tmp_path: Path) -> None:
     """4096 ranges (Debian's default 268435456-id entry): all distinct, the 4097th refused.
 
-    allocate() rescans the directory (O(live) file reads) each time, so 4096 allocate() calls
-    take minutes: 4080 slots are written in the store's documented on-disk layout (`slot-<n>`
-    holding its owner), leaving 16 holes spread over the pool for allocate() to find."""
+    4080 slots are written in the on-disk layout every store reads (`slot-<n>` holding its
+    owner, as an older eci leaves them), leaving 16 holes spread over the pool: the first
+    allocation builds the queue from what is unclaimed, in order."""
     pool = Pool(START, 4096 * RANGE_SIZE)
     store = RangeStore(tmp_path, pool)
     holes = set(range(0, 4096, 256))
@@ -456,3 +460,208 @@ def test_full_4096_slot_pool(tmp_path: Path) -> None:
     assert store.slot_of(owner("one-more")) is None
     assert store.release(owner("new-15")) is True
     assert store.allocate(owner("one-more"), live) == free[-1]
+
+
+# --- least recently used, sweeps, coexistence ---
+
+
+class FakeSweeper:
+    """Records what it is asked to sweep; `dirty` slots keep a holder (cannot be killed)."""
+
+    def __init__(self, dirty: set[int] | None = None) -> None:
+        self.dirty = dirty or set()
+        self.calls: list[set[int]] = []
+        self.free_when_asked: dict[int, bool] = {}
+
+    def __call__(self, pool: Pool, slots: set[int], still_free: Callable[[int], bool]) -> set[int]:
+        self.calls.append(set(slots))
+        self.free_when_asked.update({slot: still_free(slot) for slot in slots})
+        return slots & self.dirty
+
+
+def swept_store(tmp_path: Path, slots: int, sweeper: FakeSweeper) -> RangeStore:
+    return RangeStore(tmp_path, Pool(START, slots * RANGE_SIZE), sweeper)
+
+
+def test_freed_ranges_are_reused_least_recently_used_first(store: RangeStore) -> None:
+    slots = {n: store.pool.slot_of_id(store.allocate(owner(n), live)) for n in "abcd"}
+    for name in "bda":
+        store.release(owner(name))
+    got = [store.pool.slot_of_id(store.allocate(owner(f"new-{n}"), live)) for n in range(3)]
+    assert got == [slots["b"], slots["d"], slots["a"]]
+
+
+def test_never_used_ranges_come_before_freed_ones(tmp_path: Path) -> None:
+    store = RangeStore(tmp_path, Pool(START, 8 * RANGE_SIZE))
+    first = store.allocate(owner("a"), live)
+    store.release(owner("a"))
+    got = [store.allocate(owner(f"n{i}"), live) for i in range(7)]
+    assert first not in got
+    assert store.allocate(owner("last"), live) == first
+
+
+def test_release_sweeps_the_range_before_it_is_free_again(tmp_path: Path) -> None:
+    sweeper = FakeSweeper()
+    store = swept_store(tmp_path, 4, sweeper)
+    store.allocate(owner("a"), live)  # the first allocation builds the queue: one sweep
+    assert sweeper.calls == [{0, 1, 2, 3}]
+    assert store.release(owner("a")) is True
+    assert sweeper.calls[-1] == {0}
+    assert sweeper.free_when_asked[0] is True  # released: free for the sweep's kills
+    assert store.allocations() == {}
+
+
+def test_a_range_whose_holder_survives_is_never_handed_out(tmp_path: Path) -> None:
+    sweeper = FakeSweeper()
+    store = swept_store(tmp_path, 1, sweeper)
+    store.allocate(owner("a"), live)
+    sweeper.dirty = {0}
+    assert store.release(owner("a")) is True
+    assert store.allocations() == {0: "released:" + owner("a")}  # still claimed
+    assert store.slot_of(owner("a")) is None
+    with pytest.raises(RangePoolExhausted, match="could not be killed"):
+        store.allocate(owner("b"), dead)  # young: not stale yet
+    age(tmp_path / "slot-0", STALE_GRACE_SECONDS + 30)
+    with pytest.raises(RangePoolExhausted):
+        store.allocate(owner("b"), dead)  # stale, swept again: the holder is still there
+    assert store.allocations() == {0: "released:" + owner("a")}
+    sweeper.dirty = set()
+    assert store.allocate(owner("b"), dead) == START  # the next sweep found none
+    assert store.allocations() == {0: owner("b")}
+
+
+def test_a_live_containers_slot_is_not_free_for_a_sweep(tmp_path: Path) -> None:
+    sweeper = FakeSweeper()
+    store = swept_store(tmp_path, 2, sweeper)
+    store.allocate(owner("a"), live)
+    store.allocate(owner("b"), live)
+    assert store.is_free(0) is False
+    store.release(owner("a"))
+    assert store.is_free(0) is True
+    assert store.is_free(1) is False
+
+
+def test_stale_reclaim_sweeps_before_freeing(tmp_path: Path) -> None:
+    sweeper = FakeSweeper()
+    store = swept_store(tmp_path, 2, sweeper)
+    store.allocate(owner("crashed"), live)
+    age(tmp_path / "slot-0", STALE_GRACE_SECONDS + 30)
+    assert store.reclaim_stale(dead) == [owner("crashed")]
+    assert sweeper.calls[-1] == {0}
+    assert store.allocations() == {}
+
+
+def test_a_slot_an_older_store_claims_is_skipped(tmp_path: Path) -> None:
+    """An older eci sharing the directory claims `slot-<n>` by link() and knows nothing of
+    the queue: the queue's head it took is skipped, never handed out twice."""
+    store = RangeStore(tmp_path, Pool(START, 3 * RANGE_SIZE))
+    store.allocate(owner("a"), live)  # queue now: 1, 2
+    (tmp_path / "slot-1").write_text("/run/old-engine/runc/x")  # the older code's claim
+    assert store.allocate(owner("b"), live) == START + 2 * RANGE_SIZE
+    with pytest.raises(RangePoolExhausted):
+        store.allocate(owner("c"), live)
+    (tmp_path / "slot-1").unlink()  # the older code released it (lost from the queue)
+    assert store.allocate(owner("c"), live) == START + RANGE_SIZE  # found by a rebuild
+
+
+def test_an_owners_range_is_found_without_its_index(tmp_path: Path) -> None:
+    store = RangeStore(tmp_path, Pool(START, 2 * RANGE_SIZE))
+    (tmp_path / "slot-1").write_text(owner("old"))  # claimed by an older eci: no index
+    assert store.slot_of(owner("old")) == 1
+    assert store.release(owner("old")) is True
+    assert store.allocations() == {}
+
+
+def test_a_damaged_queue_is_rebuilt(store: RangeStore) -> None:
+    store.allocate(owner("a"), live)
+    Path(store.directory, "queue").write_bytes(b"garbage")
+    assert store.allocate(owner("b"), live) == START + RANGE_SIZE
+    assert store.allocate(owner("c"), live) == START + 2 * RANGE_SIZE
+
+
+def test_upcoming_names_what_allocation_hands_out_next(store: RangeStore) -> None:
+    assert store.upcoming(2) == []  # no queue yet
+    store.allocate(owner("a"), live)
+    assert store.upcoming(2) == [START + RANGE_SIZE, START + 2 * RANGE_SIZE]
+    assert store.allocate(owner("b"), live) == START + RANGE_SIZE
+
+
+# --- the per-user cap ---
+
+
+def test_a_requester_is_capped_and_others_are_not(store: RangeStore) -> None:
+    store.allocate(owner("u1"), live, requester=1000, cap=2)
+    store.allocate(owner("u2"), live, requester=1000, cap=2)
+    with pytest.raises(RangeCapReached) as info:
+        store.allocate(owner("u3"), live, requester=1000, cap=2)
+    assert str(info.value).startswith(
+        "enhanced container isolation: user 1000 already holds 2 id ranges"
+    )
+    assert "idRangesPerUser" in str(info.value)
+    assert store.slot_of(owner("u3")) is None  # nothing taken
+    store.allocate(owner("other"), live, requester=1001, cap=2)
+    store.allocate(owner("root"), live)  # no requester: not capped
+    assert len(store.allocations()) == 4
+
+
+def test_a_released_range_no_longer_counts_for_its_user(store: RangeStore) -> None:
+    store.allocate(owner("u1"), live, requester=1000, cap=1)
+    assert store.allocate(owner("u1"), live, requester=1000, cap=1) == START  # its own again
+    store.release(owner("u1"))
+    assert store.allocate(owner("u2"), live, requester=1000, cap=1)
+    assert os.listdir(Path(store.directory, "users", "1000")) != []
+
+
+def test_the_default_cap_is_an_eighth_of_the_pool(tmp_path: Path) -> None:
+    assert default_cap(Pool(START, 4096 * RANGE_SIZE)) == 512
+    assert default_cap(Pool(START, 4 * RANGE_SIZE)) == 1
+    store = RangeStore(tmp_path, Pool(START, 16 * RANGE_SIZE))
+    store.allocate(owner("u1"), live, requester=1000)
+    store.allocate(owner("u2"), live, requester=1000)
+    with pytest.raises(RangeCapReached, match="already holds 2 id ranges"):
+        store.allocate(owner("u3"), live, requester=1000)
+
+
+def _allocate_capped(directory: str, worker: int, results: Any) -> None:
+    try:
+        store = RangeStore(directory, Pool(START, 64 * RANGE_SIZE))
+        got = 0
+        for i in range(10):
+            try:
+                store.allocate(owner(f"w{worker}-{i}"), live, requester=1000, cap=12)
+                got += 1
+            except RangeCapReached:
+                pass
+        results.put((worker, got))
+    except BaseException as exc:
+        results.put((worker, repr(exc)))
+
+
+def test_concurrent_creates_of_one_user_stop_at_the_cap(tmp_path: Path) -> None:
+    ctx = multiprocessing.get_context("fork")
+    results = ctx.Queue()
+    workers = [
+        ctx.Process(target=_allocate_capped, args=(str(tmp_path), w, results)) for w in range(4)
+    ]
+    for process in workers:
+        process.start()
+    got = dict(results.get(timeout=120) for _ in workers)
+    for process in workers:
+        process.join(timeout=60)
+    assert sum(got.values()) == 12, got
+    assert len(RangeStore(tmp_path, Pool(START, 64 * RANGE_SIZE)).allocations()) == 12
+
+
+def test_sweep_free_sweeps_every_free_range_and_claims_survivors(tmp_path: Path) -> None:
+    sweeper = FakeSweeper()
+    store = swept_store(tmp_path, 4, sweeper)
+    store.allocate(owner("a"), live)  # slot 0
+    store.allocate(owner("b"), live)  # slot 1
+    store.release(owner("b"))
+    sweeper.dirty = {2}  # a holder of free range 2 that cannot be killed
+    assert store.sweep_free() == {2}
+    assert sweeper.calls[-1] == {0, 1, 2, 3}
+    assert sweeper.free_when_asked == {0: False, 1: True, 2: True, 3: True}
+    assert store.allocations()[2].startswith("released:")  # claimed: never handed out
+    got = {store.allocate(owner(n), live) for n in ("c", "d")}
+    assert got == {store.pool.base(1), store.pool.base(3)}

@@ -234,3 +234,66 @@ def test_a_server_that_does_not_answer_fails_the_create_where_runc_logs(tmp_path
     assert entry["msg"].startswith("eci: the runtime server did not take up prepare of create")
     assert elapsed < 15  # the cleanup after it did not wait for the server a second time
     eng.stop_server()
+
+
+def test_free_range_sweeps_are_spaced_by_their_cost(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sweep every SWEEP_INTERVAL seconds, one at a time, and never more than 1/SWEEP_SHARE
+    of the time (a slow sweep pushes the next one back)."""
+    from eci.runtime import server
+
+    clock = [1000.0]
+    forked: list[str] = []
+    running: set[int] = set()
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(server, "_running", lambda pid: pid in running)
+
+    def fork(work: object, listening: int, what: str) -> int:
+        forked.append(what)
+        running.add(len(forked))
+        return len(forked)
+
+    monkeypatch.setattr(server, "_fork", fork)
+    sweeps = server._FreeRangeSweeps(None, -1)  # type: ignore[arg-type]
+    assert sweeps.due_in() == server.SWEEP_INTERVAL
+    assert sweeps.tick() is None
+    clock[0] += server.SWEEP_INTERVAL
+    assert sweeps.tick() == 1
+    clock[0] += 3 * server.SWEEP_INTERVAL
+    assert sweeps.tick() is None  # the first still runs
+    running.clear()
+    assert sweeps.tick() is None  # it took 30 s: the next one waits 20 times that
+    assert sweeps.due_in() == 3 * server.SWEEP_INTERVAL * (server.SWEEP_SHARE - 1)
+    clock[0] += sweeps.due_in()
+    assert sweeps.tick() == 2
+    assert forked == ["free-range sweep", "free-range sweep"]
+
+
+@pytest.mark.root
+@pytest.mark.skipif(os.geteuid() != 0, reason="mapping a user namespace onto a range needs root")
+def test_user_namespaces_are_made_for_the_next_ranges(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Made in the serving loop, where SIGCHLD is ignored (children reap themselves): for
+    exactly the ranges the queue hands out next, and dropped once they are not."""
+    from eci.runtime import main as shim
+    from eci.runtime import server
+    from eci.runtime.ranges import RANGE_SIZE, Pool, RangeStore
+
+    pool = Pool(4_000_000_000, 16 * RANGE_SIZE)  # far above eci's pool
+    monkeypatch.setattr(shim, "host_pool", lambda: pool)
+    monkeypatch.setattr(shim, "userns_made", {})
+    monkeypatch.setattr(server, "USERNS_MADE", 2)
+    store = RangeStore(tmp_path, pool)
+    store.allocate("/run/test/a", lambda owner: True)
+    previous = signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    try:
+        server._make_userns_ahead(str(tmp_path))
+        assert sorted(shim.userns_made) == [pool.base(1), pool.base(2)]
+        assert os.readlink(f"/proc/self/fd/{shim.userns_made[pool.base(1)]}").startswith("user:[")
+        store.allocate("/run/test/b", lambda owner: True)
+        server._make_userns_ahead(str(tmp_path))
+        assert sorted(shim.userns_made) == [pool.base(2), pool.base(3)]
+    finally:
+        signal.signal(signal.SIGCHLD, previous)
+        for fd in shim.userns_made.values():
+            os.close(fd)

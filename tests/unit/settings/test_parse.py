@@ -222,6 +222,24 @@ BAD_ADMIN: list[tuple[str, bytes | str, str, str]] = [
         "expected true or false, got 'false'",
     ),
     (
+        "ranges-per-user-zero",
+        admin({"value": True, "idRangesPerUser": 0}),
+        f"{ECI}.idRangesPerUser",
+        "Input should be greater than or equal to 1, got 0",
+    ),
+    (
+        "ranges-per-user-string",
+        admin({"value": True, "idRangesPerUser": "8"}),
+        f"{ECI}.idRangesPerUser",
+        "Input should be a valid integer, got '8'",
+    ),
+    (
+        "ranges-per-user-bool",
+        admin({"value": True, "idRangesPerUser": True}),
+        f"{ECI}.idRangesPerUser",
+        "Input should be a valid integer, got true",
+    ),
+    (
         "socket-mount-string",
         admin({"value": True, "dockerSocketMount": "none"}),
         DSM,
@@ -321,7 +339,7 @@ BAD_ADMIN: list[tuple[str, bytes | str, str, str]] = [
         admin({"value": True, "lockd": True}),
         ECI,
         "unknown key 'lockd'; did you mean 'locked'? "
-        "(allowed here: value, locked, dockerSocketMount)",
+        "(allowed here: value, locked, dockerSocketMount, idRangesPerUser)",
     ),
     (
         "unknown-deep",
@@ -399,7 +417,7 @@ def test_several_problems_first_reported_rest_summarised() -> None:
         "expected true or false, got 'yes' (+2 more: "
         f"{DSM}.imageList.images: expected an array [...], got 'docker:cli'; "
         f"{ECI}: unknown key 'lockd'; did you mean 'locked'? "
-        "(allowed here: value, locked, dockerSocketMount))"
+        "(allowed here: value, locked, dockerSocketMount, idRangesPerUser))"
     )
 
 
