@@ -144,3 +144,13 @@ def command_blocked_message(target: str) -> str:
         f'{ECI_PREFIX}docker command "{target}" is blocked; if you wish to allow it, '
         "configure the docker socket command list in the Docker admin settings."
     )
+
+
+def owner_message(container: str, owner: int, action: str) -> str:
+    """Why another user may not ``action`` (exec into, start, ...) a container: it belongs to
+    uid ``owner``, the user whose request created it."""
+    return (
+        f"{ECI_PREFIX}container {container!r} belongs to uid {owner}: only its owner or root "
+        f"may {action} it (an admin can turn containerOwnership off)"
+    )
+

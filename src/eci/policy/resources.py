@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import copy
+
+from eci.dockerapi import gojson
 from eci.dockerapi.gojson import GoObject, InvalidBody
 from eci.dockerapi.request import ApiRequest
 from eci.errors import ECI_PREFIX, PolicyDenied, host_namespaces_message
 from eci.policy.containers import body_object, check_mounts, image_name
 from eci.policy.context import PolicyContext
-from eci.policy.decision import Allow, Decision
+from eci.policy.decision import Allow, Decision, Rewrite
 from eci.policy.facts import Facts, FactsQuery
 from eci.policy.mounts import HostMount, from_mounts, local_volume_source
+from eci.policy.ownership import NETWORK_BODY
 
 LOCAL_DRIVERS = ("", "local")
 
@@ -41,7 +45,24 @@ def network_connect(request: ApiRequest, ctx: PolicyContext, facts: Facts) -> De
     network = request.param("id")
     if network.lower() == "host" or facts.network_drivers.get(network) == "host":
         raise PolicyDenied("host-namespace", host_namespaces_message(["network"]))
-    return Allow()
+    return pin_network_container(request, facts)
+
+
+def network_disconnect(request: ApiRequest, ctx: PolicyContext, facts: Facts) -> Decision:
+    return pin_network_container(request, facts)
+
+
+def pin_network_container(request: ApiRequest, facts: Facts) -> Decision:
+    """Connect or disconnect the container looked up, named by its full id (see
+    ``policy.pinning``); as it came when nothing was looked up."""
+    body = body_object(request)
+    ref = body.string(NETWORK_BODY)
+    found = facts.containers.get(ref)
+    if found is None or found.id in ("", ref):
+        return Allow()
+    body = copy.deepcopy(body)  # the request stays as it came
+    body.set_field(NETWORK_BODY, found.id)
+    return Rewrite(gojson.encode(body), "container named by its full id")
 
 
 BUILDKIT_REFUSED = (

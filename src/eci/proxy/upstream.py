@@ -4,6 +4,7 @@ asks for (``FactsQuery`` → ``Facts``)."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 from collections.abc import AsyncIterator
@@ -18,6 +19,7 @@ from eci.errors import PolicyDenied
 from eci.policy import ContainerFacts, Facts, FactsQuery, MountFact
 from eci.policy.grants import GRANT_LABEL
 from eci.policy.mounts import local_volume_source
+from eci.requester import REQUESTER_LABEL, parse_requester
 
 CHUNK = 256 * 1024
 
@@ -129,7 +131,8 @@ async def get_object(socket_path: Path, target: str, what: str) -> dict[str, Any
 
 
 async def _lookup(socket_path: Path, kind: str, name: str) -> Any:
-    target = f"/{kind}/{quote(name, safe='')}" + ("/json" if kind == "containers" else "")
+    json_suffix = kind in ("containers", "exec")
+    target = f"/{kind}/{quote(name, safe='')}" + ("/json" if json_suffix else "")
     return await get_object(socket_path, target, f"{kind[:-1]} {name!r}")
 
 
@@ -144,6 +147,8 @@ def _container(data: dict[str, Any]) -> ContainerFacts:
     state = data.get("State") or {}
     pid = state.get("Pid") if isinstance(state, dict) and state.get("Running") else 0
     user = (data.get("Config") or {}).get("User") or ""
+    requester = labels.get(REQUESTER_LABEL) if isinstance(labels, dict) else None
+    owner = parse_requester(requester) if isinstance(requester, str) else None
     return ContainerFacts(
         str(data.get("Id", "")),
         runtime,
@@ -151,7 +156,17 @@ def _container(data: dict[str, Any]) -> ContainerFacts:
         grant if isinstance(grant, str) else None,
         pid if isinstance(pid, int) and pid > 0 else 0,
         user if isinstance(user, str) else "",
+        owner[0] if owner is not None else None,
     )
+
+
+async def _exec_container(socket_path: Path, exec_id: str) -> dict[str, Any] | None:
+    """The container an exec instance runs in (None: no such exec instance or container)."""
+    found = await _lookup(socket_path, "exec", exec_id)
+    container = found.get("ContainerID") if found else None
+    if not isinstance(container, str) or not container:
+        return None
+    return await _lookup(socket_path, "containers", container)  # type: ignore[no-any-return]
 
 
 def _local_volume_options(data: dict[str, Any]) -> dict[str, str] | None:
@@ -171,19 +186,22 @@ def _volume_path(options: dict[str, str] | None) -> str | None:
 
 async def gather_facts(socket_path: Path, query: FactsQuery) -> Facts:
     """Look everything in ``query`` up (concurrently); resolve host paths with symlinks."""
-    containers, volumes, networks = (
+    containers, volumes, networks, execs = (
         sorted(query.containers),
         sorted(query.volumes),
         sorted(query.networks),
+        sorted(query.execs),
     )
     results = await asyncio.gather(
         *(_lookup(socket_path, "containers", c) for c in containers),
         *(_lookup(socket_path, "volumes", v) for v in volumes),
         *(_lookup(socket_path, "networks", n) for n in networks),
+        *(_exec_container(socket_path, e) for e in execs),
     )
-    found_c = results[: len(containers)]
-    found_v = results[len(containers) : len(containers) + len(volumes)]
-    found_n = results[len(containers) + len(volumes) :]
+    ends = itertools.accumulate(map(len, (containers, volumes, networks, execs)))
+    found_c, found_v, found_n, found_e = (
+        results[start:end] for start, end in itertools.pairwise((0, *ends))
+    )
     container_facts = {
         c: _container(d) if d else None for c, d in zip(containers, found_c, strict=True)
     }
@@ -202,4 +220,5 @@ async def gather_facts(socket_path: Path, query: FactsQuery) -> Facts:
         volume_options=volume_options,
         network_drivers=network_drivers,
         real_paths={p: os.path.realpath(p) for p in paths},
+        execs={e: _container(d) if d else None for e, d in zip(execs, found_e, strict=True)},
     )

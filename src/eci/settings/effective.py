@@ -8,7 +8,8 @@ The rules (the same as Docker Desktop's) for the effective ``enhancedContainerIs
   warning;
 - admin ``locked: false``: the user's value if the user set one, else the admin's ``value``.
 
-``dockerSocketMount`` is the admin's alone: users cannot widen who may mount the socket.
+``dockerSocketMount`` and ``containerOwnership`` are the admin's alone: users cannot widen who
+may mount the socket or reach another user's containers.
 ``resolve`` is a pure function; reading the files is ``eci.host.settings_files``' job.
 """
 
@@ -67,6 +68,8 @@ class EffectiveSettings:
     admin_file: str | None
     user_file: str | None
     warnings: tuple[str, ...]
+    #: only a container's creator (or root) may act on it
+    container_ownership: bool = True
 
     @property
     def locked(self) -> bool:
@@ -81,6 +84,7 @@ class EffectiveSettings:
                 "locked": self.locked,
                 "source": self.eci_source.to_json(),
                 "dockerSocketMount": self.docker_socket_mount.model_dump(mode="json"),
+                "containerOwnership": self.container_ownership,
             },
             "adminSettingsFile": self.admin_file,
             "userSettingsFile": self.user_file,
@@ -110,6 +114,7 @@ def resolve(
 
     enabled: bool
     source: SettingSource
+    ownership = section.containerOwnership if section is not None else True
     if section is None:
         socket = DockerSocketMount()
         if user_value is not None:
@@ -145,6 +150,7 @@ def resolve(
         admin_file=admin_file,
         user_file=user_file,
         warnings=tuple(warnings),
+        container_ownership=ownership,
     )
 
 

@@ -162,6 +162,12 @@ class EnhancedContainerIsolation(BaseModel):
         "and the user's settings file decides.",
     )
     dockerSocketMount: DockerSocketMount = Field(default=DockerSocketMount())
+    containerOwnership: bool = Field(
+        default=True,
+        description="true: only the user who created a container (or root) may exec into, "
+        "attach to, start, stop, copy from or into, commit, export, update, remove or share "
+        "it; false: every member of group docker may, as in plain Docker.",
+    )
 
 
 class AdminSettings(BaseModel):

@@ -243,6 +243,7 @@ def test_to_json() -> None:
                 "imageList": {"images": ["docker:cli"], "allowDerivedImages": True},
                 "commandList": {"type": "deny", "commands": ["push"]},
             },
+            "containerOwnership": True,
         },
         "adminSettingsFile": ADMIN_FILE,
         "userSettingsFile": USER_FILE,
