@@ -154,3 +154,11 @@ def owner_message(container: str, owner: int, action: str) -> str:
         f"may {action} it (an admin can turn containerOwnership off)"
     )
 
+
+def build_remote_message(remote: str, reason: str) -> str:
+    """Why a classic build's ``remote=`` context is refused: dockerd would fetch it from the
+    host itself, as root."""
+    return (
+        f"{ECI_PREFIX}build context {remote!r} is refused: {reason}; dockerd would fetch it "
+        "from the host's own network as root; send the context from the client instead"
+    )

@@ -65,6 +65,7 @@ FACTS: dict[str, FactsRule] = {
     "container.copy": containers.target_container_facts,
     "volume.create": resources.volume_create_facts,
     "network.connect": resources.network_connect_facts,
+    "build.build": resources.build_facts,
     "service.create": resources.service_facts,
     "service.update": resources.service_facts,
 }

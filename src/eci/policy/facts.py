@@ -47,6 +47,8 @@ class FactsQuery:
     image: str | None = None
     #: exec instances, each looked up with the container it runs in
     execs: frozenset[str] = frozenset()
+    #: host names to resolve as dockerd would (a build's remote context)
+    hosts: frozenset[str] = frozenset()
 
     def __bool__(self) -> bool:
         return any(getattr(self, f.name) for f in fields(self))
@@ -60,6 +62,7 @@ class FactsQuery:
             paths=self.paths | other.paths,
             image=self.image or other.image,
             execs=self.execs | other.execs,
+            hosts=self.hosts | other.hosts,
         )
 
 
@@ -86,3 +89,7 @@ class Facts:
     grant_token: str | None = None
     #: exec id -> the container it runs in (None: no such exec instance)
     execs: Mapping[str, ContainerFacts | None] = field(default_factory=dict)
+    #: host name -> the addresses it resolves to on the host (empty: it does not resolve)
+    addresses: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: the host's own addresses (every interface), when a host name was asked about
+    local_addresses: frozenset[str] = frozenset()

@@ -8,6 +8,7 @@ from eci.dockerapi import gojson
 from eci.dockerapi.gojson import GoObject, InvalidBody
 from eci.dockerapi.request import ApiRequest
 from eci.errors import ECI_PREFIX, PolicyDenied, host_namespaces_message
+from eci.policy import remote
 from eci.policy.containers import body_object, check_mounts, image_name
 from eci.policy.context import PolicyContext
 from eci.policy.decision import Allow, Decision, Rewrite
@@ -79,10 +80,16 @@ def buildkit(request: ApiRequest, ctx: PolicyContext, facts: Facts) -> Decision:
     raise PolicyDenied("buildkit", BUILDKIT_REFUSED)
 
 
+def build_facts(request: ApiRequest) -> FactsQuery:
+    return FactsQuery(hosts=remote.hosts(request))
+
+
 def build(request: ApiRequest, ctx: PolicyContext, facts: Facts) -> Decision:
-    """Classic-builder options in the query (its RUN steps run under the default runtime)."""
+    """Classic-builder options in the query (its RUN steps run under the default runtime),
+    and its remote context (``policy.remote``)."""
     if any(v.strip() == "2" for v in request.target.query_values("version")):
         return buildkit(request, ctx, facts)
+    remote.check(request, facts)
     modes = [v.strip().lower() for v in request.target.query_values("networkmode")]
     if any(m.startswith("container:") for m in modes):
         raise PolicyDenied(

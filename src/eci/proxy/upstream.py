@@ -19,6 +19,7 @@ from eci.errors import PolicyDenied
 from eci.policy import ContainerFacts, Facts, FactsQuery, MountFact
 from eci.policy.grants import GRANT_LABEL
 from eci.policy.mounts import local_volume_source
+from eci.proxy.addresses import local_addresses, resolve
 from eci.requester import REQUESTER_LABEL, parse_requester
 
 CHUNK = 256 * 1024
@@ -186,20 +187,22 @@ def _volume_path(options: dict[str, str] | None) -> str | None:
 
 async def gather_facts(socket_path: Path, query: FactsQuery) -> Facts:
     """Look everything in ``query`` up (concurrently); resolve host paths with symlinks."""
-    containers, volumes, networks, execs = (
+    containers, volumes, networks, execs, hosts = (
         sorted(query.containers),
         sorted(query.volumes),
         sorted(query.networks),
         sorted(query.execs),
+        sorted(query.hosts),
     )
     results = await asyncio.gather(
         *(_lookup(socket_path, "containers", c) for c in containers),
         *(_lookup(socket_path, "volumes", v) for v in volumes),
         *(_lookup(socket_path, "networks", n) for n in networks),
         *(_exec_container(socket_path, e) for e in execs),
+        *(resolve(h) for h in hosts),
     )
-    ends = itertools.accumulate(map(len, (containers, volumes, networks, execs)))
-    found_c, found_v, found_n, found_e = (
+    ends = itertools.accumulate(map(len, (containers, volumes, networks, execs, hosts)))
+    found_c, found_v, found_n, found_e, found_h = (
         results[start:end] for start, end in itertools.pairwise((0, *ends))
     )
     container_facts = {
@@ -221,4 +224,6 @@ async def gather_facts(socket_path: Path, query: FactsQuery) -> Facts:
         network_drivers=network_drivers,
         real_paths={p: os.path.realpath(p) for p in paths},
         execs={e: _container(d) if d else None for e, d in zip(execs, found_e, strict=True)},
+        addresses=dict(zip(hosts, found_h, strict=True)),
+        local_addresses=local_addresses() if hosts else frozenset(),
     )
