@@ -146,11 +146,11 @@ def command_blocked_message(target: str) -> str:
     )
 
 
-def owner_message(container: str, owner: int, action: str) -> str:
-    """Why another user may not ``action`` (exec into, start, ...) a container: it belongs to
-    uid ``owner``, the user whose request created it."""
+def owner_message(kind: str, name: str, owner: int, action: str) -> str:
+    """Why another user may not ``action`` (exec into, start, mount, ...) a container or a
+    volume (``kind``): it belongs to uid ``owner``, the user whose request created it."""
     return (
-        f"{ECI_PREFIX}container {container!r} belongs to uid {owner}: only its owner or root "
+        f"{ECI_PREFIX}{kind} {name!r} belongs to uid {owner}: only its owner or root "
         f"may {action} it (an admin can turn containerOwnership off)"
     )
 

@@ -242,6 +242,62 @@ def test_the_requester_gid_is_the_primary_group(
     assert labels["io.eci.requester"] == f"{OWNER.pw_uid}:{OWNER.pw_gid}"
 
 
+@dataclass(frozen=True)
+class VolumeCase:
+    name: str
+    #: the owner makes the volume with `docker volume create` (labelled), else a container
+    #: of the owner's makes it (dockerd gives it no label: it is the owner's while in use)
+    created: bool
+
+
+VOLUME_CASES = [VolumeCase("volume-created", True), VolumeCase("volume-of-a-container", False)]
+SECRET = "s3cret-of-the-owner"
+
+
+def _owned_volume(engine: EngineHandle, made: list[Victim], case: VolumeCase) -> str:
+    volume = unique("vol")
+    if case.created:
+        engine.docker("volume", "create", volume)
+    write = f"echo {SECRET} > /data/secret" + ("" if case.created else "; sleep 600")
+    verb = ("run", "--rm") if case.created else ("run", "-d")
+    cid = engine.docker(*verb, "-v", f"{volume}:/data", "busybox", "sh", "-c", write)
+    if not case.created:
+        made.append(Victim(volume, cid.stdout.strip()))
+    return volume
+
+
+@pytest.fixture
+def volumes(engine: EngineHandle) -> Iterator[list[str]]:
+    made: list[str] = []
+    yield made
+    for volume in made:
+        engine.docker("volume", "rm", "-f", volume, direct=True, check=False)
+
+
+def _read_volume(engine: EngineHandle, volume: str, user: str | None) -> tuple[int, str, str]:
+    result = engine.docker(
+        "run", "--rm", "-v", f"{volume}:/x", "busybox", "cat", "/x/secret", user=user, check=False
+    )
+    return result.returncode, result.stdout, result.stderr
+
+
+@pytest.mark.parametrize("case", VOLUME_CASES, ids=lambda c: c.name)
+def test_another_tenant_cannot_mount_or_remove_the_owner_s_volume(
+    engine: EngineHandle, victim_of: list[Victim], volumes: list[str], case: VolumeCase
+) -> None:
+    """A volume holds what `--volumes-from` would give: mounting it by name is refused too."""
+    volume = _owned_volume(engine, victim_of, case)
+    volumes.append(volume)
+    _, out, stderr = _read_volume(engine, volume, SECOND_USER)
+    assert SECRET not in out
+    assert f"volume '{volume}' {refusal_text(OWNER.pw_uid)}" in stderr, stderr
+    removed = engine.docker("volume", "rm", volume, user=SECOND_USER, check=False)
+    assert removed.returncode != 0
+    assert f"volume '{volume}' {refusal_text(OWNER.pw_uid)}" in removed.stderr
+    for actor in (TEST_USER, None):  # the owner and root
+        assert _read_volume(engine, volume, actor)[1].strip() == SECRET
+
+
 BIND = "/var/run/docker.sock:/var/run/docker.sock"
 
 
@@ -291,3 +347,11 @@ class TestWithOwnershipOff:
         victim = _make(engine, victim_of, action.running)
         status, stderr = _do(engine, action, victim, SECOND_USER)
         assert _succeeded(action, status, stderr), stderr
+
+    @pytest.mark.parametrize("case", VOLUME_CASES, ids=lambda c: c.name)
+    def test_another_tenant_can_mount_the_volume(
+        self, engine: EngineHandle, victim_of: list[Victim], volumes: list[str], case: VolumeCase
+    ) -> None:
+        volume = _owned_volume(engine, victim_of, case)
+        volumes.append(volume)
+        assert _read_volume(engine, volume, SECOND_USER)[1].strip() == SECRET

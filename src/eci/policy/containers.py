@@ -25,7 +25,7 @@ from eci.policy.facts import ContainerFacts, Facts, FactsQuery
 from eci.policy.grants import GRANT_LABEL, Grant, grant_path, pin_image, redirect_sockets
 from eci.policy.labels import set_label
 from eci.policy.mounts import HostMount, host_mounts, local_volume_source, volumes_from
-from eci.policy.ownership import check_owner
+from eci.policy.ownership import check_owner, check_volume
 from eci.requester import REQUESTER_LABEL, requester_value
 
 #: Namespace modes of HostConfig, by the name used in error texts.
@@ -207,6 +207,19 @@ def grant_socket(body: GoObject, ctx: PolicyContext, facts: Facts) -> tuple[GoOb
     return body, grant
 
 
+def refuse_reserved_labels(body: GoObject, set_by_eci: list[str]) -> None:
+    """eci's own labels (``set_by_eci``: those eci itself just put in) are not the client's
+    to set: they mark a granted Docker socket, or who asked for a container or volume."""
+    labels = body.obj("Labels") or GoObject()
+    reserved = [label for label in (GRANT_LABEL, REQUESTER_LABEL) if label in labels]
+    if [label for label in reserved if label not in set_by_eci]:
+        raise PolicyDenied(
+            "reserved-label",
+            f"{ECI_PREFIX}the label {reserved[-1]} is eci's own (it marks a granted Docker "
+            "socket, or who asked for a container or volume); requests may not set it",
+        )
+
+
 def own_grant(found: ContainerFacts | None, ctx: PolicyContext) -> str | None:
     """The host path of the socket eci granted container ``found``, if any."""
     if found is None or not found.grant or not ctx.grants_dir:
@@ -266,16 +279,11 @@ def create(request: ApiRequest, ctx: PolicyContext, facts: Facts) -> Decision:
         body, grant = grant_socket(body, ctx, facts)
         hcs = host_configs(body)
         mounts = list(host_mounts(body, hcs))  # checked again, as rewritten
-    labels = body.obj("Labels") or GoObject()
-    reserved = [label for label in (GRANT_LABEL, REQUESTER_LABEL) if label in labels]
-    if reserved and (grant is None or reserved != [GRANT_LABEL]):
-        raise PolicyDenied(
-            "reserved-label",
-            f"{ECI_PREFIX}the label {reserved[-1]} is eci's own (it marks a granted Docker "
-            "socket, or who asked for the container); containers may not set it",
-        )
+    refuse_reserved_labels(body, [GRANT_LABEL] if grant is not None else [])
     granted = grant_path(ctx.grants_dir, grant.token) if grant else None
     check_mounts(mounts, image, facts, ctx, granted)
+    for volume in sorted({m.volume for m in mounts if m.volume}):
+        check_volume(volume, "mount", ctx, facts)
     check_volumes_from(hcs, image, facts, ctx)
     body = pin_containers(body, facts)
     if facts.requester is not None:  # root's too (0:gid names no one): not an image's label

@@ -87,6 +87,9 @@ class Facts:
     bases: tuple[ImageIdentity, ...] = ()
     #: a fresh token for the socket eci would grant (set with ``image``)
     grant_token: str | None = None
+    #: volume name -> the uids it belongs to: its own ``io.eci.requester`` label's, and the
+    #: owners of the containers using it (empty: no one's)
+    volume_owners: Mapping[str, frozenset[int]] = field(default_factory=dict)
     #: exec id -> the container it runs in (None: no such exec instance)
     execs: Mapping[str, ContainerFacts | None] = field(default_factory=dict)
     #: host name -> the addresses it resolves to on the host (empty: it does not resolve)

@@ -1,5 +1,5 @@
-"""Containers belong to the user whose request created them; only that user or root acts on
-them.
+"""Containers (and volumes) belong to the user whose request created them; only that user or
+root acts on them.
 
 Docker lets every member of group docker do anything to every container. eci gives a
 container its creator's files (host binds are mapped to the ``io.eci.requester``), so a
@@ -17,6 +17,13 @@ files are, and often holds what a process printed of its secrets. What Docker sh
 client about containers stays open: ``ps``, ``inspect``, ``top``, ``stats``, ``diff``,
 ``wait``, ``exec inspect``, ``events``. ``container prune`` stays open too (it removes only
 stopped containers, all users' alike: see docs/proxy.md).
+
+Volumes hold container data too: a named volume is another user's when its own
+``io.eci.requester`` label says so (the proxy sets it on ``volume create``) or while a
+container of another user uses it (the volumes dockerd creates for a container carry no
+label); mounting it (``-v name:/x``, ``--mount``) or removing it is then refused, as
+``--volumes-from`` of its container is. A volume that no label and no container names an
+owner of is open to all.
 
 An exec instance is addressed by its own id (``/exec/{id}/start``): it is looked up with the
 container it runs in, whose owner decides. Containers are looked up by dockerd itself (name,
@@ -63,6 +70,9 @@ OWNED: Mapping[str, str] = {
     "network.disconnect": "disconnect a network from",
 }
 
+#: Volume routes only the owner or root may use.
+OWNED_VOLUMES: Mapping[str, str] = {"volume.delete": "remove"}
+
 #: Query keys and body fields that name the container of a route that is not /containers/.
 COMMIT_QUERY = "container"
 NETWORK_BODY = "Container"
@@ -84,28 +94,53 @@ def targets(request: ApiRequest) -> tuple[frozenset[str], frozenset[str]]:
 
 def facts(request: ApiRequest, ctx: PolicyContext) -> FactsQuery:
     """The lookups ownership needs for ``request`` (none when it is off or not an owned route)."""
-    if not ctx.container_ownership or request.route_name not in OWNED:
+    if not ctx.container_ownership:
+        return FactsQuery()
+    if request.route_name in OWNED_VOLUMES:
+        return FactsQuery(volumes=frozenset({request.param("name")}))
+    if request.route_name not in OWNED:
         return FactsQuery()
     containers, execs = targets(request)
     return FactsQuery(containers=containers, execs=execs)
+
+
+def _other_owner(owners: frozenset[int], facts: Facts) -> int | None:
+    """An owner among ``owners`` that is not the requester, unless the requester is root;
+    None when the requester may act. An unknown requester is nobody's owner."""
+    requester = facts.requester
+    if requester is not None and requester[0] == 0:
+        return None
+    others = owners - {requester[0]} if requester is not None else owners
+    return min(others) if others else None
 
 
 def check_owner(
     ref: str, found: ContainerFacts | None, action: str, ctx: PolicyContext, facts: Facts
 ) -> None:
     """Raise ``PolicyDenied`` unless the requester may ``action`` container ``found`` (as
-    ``ref`` named it): its owner, root, or anyone when it has no owner or ownership is off.
-    An unknown requester is nobody's owner."""
+    ``ref`` named it): its owner, root, or anyone when it has no owner or ownership is off."""
     if not ctx.container_ownership or found is None or found.owner is None:
         return
-    requester = facts.requester
-    if requester is not None and requester[0] in (0, found.owner):
+    if (other := _other_owner(frozenset({found.owner}), facts)) is not None:
+        raise PolicyDenied("container-owner", owner_message("container", ref, other, action))
+
+
+def check_volume(name: str, action: str, ctx: PolicyContext, facts: Facts) -> None:
+    """Raise ``PolicyDenied`` unless the requester may ``action`` volume ``name``: it belongs
+    to no one else (see the module doc), or the requester is root."""
+    if not ctx.container_ownership:
         return
-    raise PolicyDenied("container-owner", owner_message(ref, found.owner, action))
+    owners = facts.volume_owners.get(name, frozenset())
+    if (other := _other_owner(owners, facts)) is not None:
+        raise PolicyDenied("volume-owner", owner_message("volume", name, other, action))
 
 
 def check(request: ApiRequest, ctx: PolicyContext, facts: Facts) -> None:
-    """Ownership of the containers an ``OWNED`` route acts on (others: nothing to check)."""
+    """Ownership of the containers an ``OWNED`` route acts on, or of the volume of an
+    ``OWNED_VOLUMES`` one (others: nothing to check)."""
+    if volume_action := OWNED_VOLUMES.get(request.route_name or ""):
+        check_volume(request.param("name"), volume_action, ctx, facts)
+        return
     action = OWNED.get(request.route_name or "")
     if action is None:
         return

@@ -9,12 +9,14 @@ from eci.dockerapi.gojson import GoObject, InvalidBody
 from eci.dockerapi.request import ApiRequest
 from eci.errors import ECI_PREFIX, PolicyDenied, host_namespaces_message
 from eci.policy import remote
-from eci.policy.containers import body_object, check_mounts, image_name
+from eci.policy.containers import body_object, check_mounts, image_name, refuse_reserved_labels
 from eci.policy.context import PolicyContext
 from eci.policy.decision import Allow, Decision, Rewrite
 from eci.policy.facts import Facts, FactsQuery
+from eci.policy.labels import set_label
 from eci.policy.mounts import HostMount, from_mounts, local_volume_source
 from eci.policy.ownership import NETWORK_BODY
+from eci.requester import REQUESTER_LABEL, requester_value
 
 LOCAL_DRIVERS = ("", "local")
 
@@ -32,10 +34,17 @@ def volume_create_facts(request: ApiRequest) -> FactsQuery:
 
 
 def volume_create(request: ApiRequest, ctx: PolicyContext, facts: Facts) -> Decision:
-    """A local volume with ``device=/path`` (``o=bind``) is a host mount by another name."""
+    """A local volume with ``device=/path`` (``o=bind``) is a host mount by another name. The
+    volume is labelled with who asked for it: its owner (``policy.ownership``)."""
     if device := volume_device(request):
         ctx.host_paths.check(device, facts.real_paths.get(device), "volume")
-    return Allow()
+    body = body_object(request)
+    refuse_reserved_labels(body, [])
+    if facts.requester is None:
+        return Allow()
+    body = copy.deepcopy(body)  # the request stays as it came
+    set_label(body, REQUESTER_LABEL, requester_value(*facts.requester))
+    return Rewrite(gojson.encode(body), "labelled with its requester")
 
 
 def network_connect_facts(request: ApiRequest) -> FactsQuery:

@@ -148,8 +148,6 @@ def _container(data: dict[str, Any]) -> ContainerFacts:
     state = data.get("State") or {}
     pid = state.get("Pid") if isinstance(state, dict) and state.get("Running") else 0
     user = (data.get("Config") or {}).get("User") or ""
-    requester = labels.get(REQUESTER_LABEL) if isinstance(labels, dict) else None
-    owner = parse_requester(requester) if isinstance(requester, str) else None
     return ContainerFacts(
         str(data.get("Id", "")),
         runtime,
@@ -157,8 +155,29 @@ def _container(data: dict[str, Any]) -> ContainerFacts:
         grant if isinstance(grant, str) else None,
         pid if isinstance(pid, int) and pid > 0 else 0,
         user if isinstance(user, str) else "",
-        owner[0] if owner is not None else None,
+        _owner(labels),
     )
+
+
+def _owner(labels: Any) -> int | None:
+    """The uid an ``io.eci.requester`` label among ``labels`` names (None: no one)."""
+    value = labels.get(REQUESTER_LABEL) if isinstance(labels, dict) else None
+    ids = parse_requester(value) if isinstance(value, str) else None
+    return ids[0] if ids is not None else None
+
+
+async def _volume_owners(socket_path: Path, name: str, volume: Any) -> frozenset[int]:
+    """Who volume ``name`` belongs to: its own label's uid, and the owners of the containers
+    using it (the volumes dockerd makes for a container carry no label)."""
+    if not isinstance(volume, dict):
+        return frozenset()
+    filters = quote(json.dumps({"volume": [name]}))
+    status, listing = await get_json(socket_path, f"/containers/json?all=1&filters={filters}")
+    if status != 200 or not isinstance(listing, list):
+        raise LookupFailed(f"listing the containers of volume {name!r}: dockerd answered {status}")
+    owners = {_owner(c.get("Labels")) for c in listing if isinstance(c, dict)}
+    owners.add(_owner(volume.get("Labels")))
+    return frozenset(o for o in owners if o is not None)
 
 
 async def _exec_container(socket_path: Path, exec_id: str) -> dict[str, Any] | None:
@@ -211,6 +230,9 @@ async def gather_facts(socket_path: Path, query: FactsQuery) -> Facts:
     volume_options = {
         v: _local_volume_options(d) if d else None for v, d in zip(volumes, found_v, strict=True)
     }
+    owners = await asyncio.gather(
+        *(_volume_owners(socket_path, v, d) for v, d in zip(volumes, found_v, strict=True))
+    )
     network_drivers = {
         n: str(d.get("Driver", "")) if d else None for n, d in zip(networks, found_n, strict=True)
     }
@@ -224,6 +246,7 @@ async def gather_facts(socket_path: Path, query: FactsQuery) -> Facts:
         network_drivers=network_drivers,
         real_paths={p: os.path.realpath(p) for p in paths},
         execs={e: _container(d) if d else None for e, d in zip(execs, found_e, strict=True)},
+        volume_owners=dict(zip(volumes, owners, strict=True)),
         addresses=dict(zip(hosts, found_h, strict=True)),
         local_addresses=local_addresses() if hosts else frozenset(),
     )

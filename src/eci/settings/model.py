@@ -166,7 +166,8 @@ class EnhancedContainerIsolation(BaseModel):
         default=True,
         description="true: only the user who created a container (or root) may exec into, "
         "attach to, start, stop, copy from or into, commit, export, update, remove or share "
-        "it; false: every member of group docker may, as in plain Docker.",
+        "it, or mount or remove that user's volumes; false: every member of group docker "
+        "may, as in plain Docker.",
     )
 
 

@@ -61,7 +61,7 @@ def test_another_user_is_refused_naming_the_owner_s_uid(route_name: str) -> None
     assert _owner_refusal(decision), decision
     assert isinstance(decision, Deny)
     named = FULL_ID if route_name.startswith("exec.") else "mine"
-    assert decision.message == owner_message(named, 1000, OWNED[route_name])
+    assert decision.message == owner_message("container", named, 1000, OWNED[route_name])
     assert decision.status == 403
 
 
@@ -129,7 +129,7 @@ def test_sharing_another_user_s_container_at_create_is_refused(
     body = {"Image": "busybox", **extra}
     decision = decide(create(body), ON, dataclasses.replace(ENGINE, requester=OTHER))
     assert isinstance(decision, Deny)
-    assert decision.message == owner_message("mine", 1000, action)
+    assert decision.message == owner_message("container", "mine", 1000, action)
 
 
 @pytest.mark.parametrize(("extra", "action"), SHARING)
@@ -176,3 +176,65 @@ def test_a_network_connect_names_its_container_by_the_full_id() -> None:
     req = request("POST", "/v1.41/networks/mynet/connect", {"Container": "mine"})
     sent = forwarded(req, decide(req, ON, dataclasses.replace(ENGINE, requester=OWNER)))
     assert sent == {"Container": FULL_ID}
+
+
+VOLUMES = dataclasses.replace(
+    ENGINE, volume_owners={"hers": frozenset({1000}), "anyone": frozenset()}
+)
+MOUNTING = [
+    {"HostConfig": {"Binds": ["hers:/data"]}},
+    {"HostConfig": {"Mounts": [{"Type": "volume", "Source": "hers", "Target": "/data"}]}},
+]
+
+
+@pytest.mark.parametrize("extra", MOUNTING, ids=["bind", "mount"])
+def test_another_user_s_volume_cannot_be_mounted(extra: dict[str, object]) -> None:
+    body = {"Image": "busybox", **extra}
+    decision = decide(create(body), ON, dataclasses.replace(VOLUMES, requester=OTHER))
+    assert isinstance(decision, Deny)
+    assert decision.rule == "volume-owner"
+    assert decision.message == owner_message("volume", "hers", 1000, "mount")
+
+
+@pytest.mark.parametrize("extra", MOUNTING, ids=["bind", "mount"])
+@pytest.mark.parametrize(
+    ("requester", "ctx"), [(OWNER, ON), ((0, 0), ON), (OTHER, OWNERSHIP_OFF)],
+    ids=["owner", "root", "ownership-off"],
+)  # fmt: skip
+def test_a_volume_is_mounted_by_its_owner_root_or_anyone_when_off(
+    extra: dict[str, object], requester: tuple[int, int], ctx: object
+) -> None:
+    body = {"Image": "busybox", **extra}
+    decision = decide(create(body), ctx, dataclasses.replace(VOLUMES, requester=requester))  # type: ignore[arg-type]
+    assert not isinstance(decision, Deny), decision
+
+
+def test_a_volume_of_no_one_is_open() -> None:
+    body = {"Image": "busybox", "HostConfig": {"Binds": ["anyone:/data"]}}
+    assert not isinstance(
+        decide(create(body), ON, dataclasses.replace(VOLUMES, requester=OTHER)), Deny
+    )
+
+
+def test_another_user_s_volume_cannot_be_removed() -> None:
+    req = request("DELETE", "/v1.41/volumes/hers")
+    assert facts_needed(req, ON).volumes == {"hers"}
+    decision = decide(req, ON, dataclasses.replace(VOLUMES, requester=OTHER))
+    assert isinstance(decision, Deny)
+    assert decision.message == owner_message("volume", "hers", 1000, "remove")
+    assert not isinstance(decide(req, ON, dataclasses.replace(VOLUMES, requester=OWNER)), Deny)
+
+
+def test_a_created_volume_is_labelled_with_its_owner() -> None:
+    req = request("POST", "/v1.41/volumes/create", {"Name": "v", "Labels": {"a": "b"}})
+    sent = forwarded(req, decide(req, ON, dataclasses.replace(VOLUMES, requester=OWNER)))
+    assert sent["Labels"] == {"a": "b", REQUESTER_LABEL: "1000:1000"}
+
+
+def test_a_volume_create_cannot_name_the_owner() -> None:
+    req = request(
+        "POST", "/v1.41/volumes/create", {"Name": "v", "Labels": {REQUESTER_LABEL: "1:1"}}
+    )
+    decision = decide(req, ON, dataclasses.replace(VOLUMES, requester=OTHER))
+    assert isinstance(decision, Deny)
+    assert decision.rule == "reserved-label"
