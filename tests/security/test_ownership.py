@@ -242,6 +242,31 @@ def test_the_requester_gid_is_the_primary_group(
     assert labels["io.eci.requester"] == f"{OWNER.pw_uid}:{OWNER.pw_gid}"
 
 
+@pytest.mark.parametrize("runner", [SECOND_USER, None], ids=["other-tenant", "root"])
+def test_a_committed_image_carries_no_ownership_into_its_containers(
+    engine: EngineHandle, victim_of: list[Victim], runner: str | None
+) -> None:
+    """The owner commits a container (the image keeps its requester label); whoever runs the
+    image owns the new container, and root's is nobody's (labelled 0:0): the image's label
+    never speaks for a container."""
+    victim = _make(engine, victim_of, running=True)
+    image = f"{victim.name}-image"
+    engine.docker("commit", victim.name, image)
+    image_labels = engine.docker("image", "inspect", "--format", "{{json .Config.Labels}}", image)
+    assert json.loads(image_labels.stdout)["io.eci.requester"] == f"{OWNER.pw_uid}:{OWNER.pw_gid}"
+    name = unique("from-commit")
+    cid = engine.docker("run", "-d", "--name", name, image, "sleep", "600", user=runner)
+    victim_of.append(Victim(name, cid.stdout.strip()))
+    labels = engine.docker("inspect", "--format", "{{json .Config.Labels}}", name).stdout
+    runner_ids = pwd.getpwnam(runner) if runner else None
+    expected = f"{runner_ids.pw_uid}:{runner_ids.pw_gid}" if runner_ids else "0:0"
+    assert json.loads(labels)["io.eci.requester"] == expected
+    other = engine.docker("exec", name, "true", user=SECOND_USER, check=False)
+    assert other.returncode == 0, other.stderr  # the runner's (or nobody's), never the owner's
+    owner = engine.docker("exec", name, "true", user=TEST_USER, check=False)
+    assert (owner.returncode == 0) is (runner is None), owner.stderr
+
+
 @dataclass(frozen=True)
 class VolumeCase:
     name: str
