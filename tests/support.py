@@ -95,6 +95,23 @@ def as_user(
     return run(["runuser", "-u", user, "--", *argv], check=check)
 
 
+def api_as_user(
+    engine: EngineHandle,
+    user: str,
+    method: str,
+    target: str,
+    body: str = "",
+    content_type: str = "application/json",
+) -> str:
+    """One raw API request to the user socket, sent by curl as the host user ``user`` (so
+    SO_PEERCRED names that user): the response body."""
+    argv = [
+        "curl", "-sS", "--unix-socket", str(engine.layout.user_socket), "-X", method,
+        "-H", f"Content-Type: {content_type}", "--data-binary", body, f"http://docker{target}",
+    ]  # fmt: skip
+    return as_user(user, argv, check=True).stdout
+
+
 def make_state_dir(prefix: str = "eci-test-") -> Path:
     """A fresh state dir the unprivileged test user can traverse to reach the user socket."""
     path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))

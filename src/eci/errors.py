@@ -161,3 +161,21 @@ def command_blocked_message(target: str) -> str:
         f'{ECI_PREFIX}docker command "{target}" is blocked; if you wish to allow it, '
         "configure the docker socket command list in the Docker admin settings."
     )
+
+
+def owner_message(kind: str, name: str, owner: int, action: str) -> str:
+    """Why another user may not ``action`` (exec into, start, mount, ...) a container or a
+    volume (``kind``): it belongs to uid ``owner``, the user whose request created it."""
+    return (
+        f"{ECI_PREFIX}{kind} {name!r} belongs to uid {owner}: only its owner or root "
+        f"may {action} it (an admin can turn containerOwnership off)"
+    )
+
+
+def build_remote_message(remote: str, reason: str) -> str:
+    """Why a classic build's ``remote=`` context is refused: dockerd would fetch it from the
+    host itself, as root."""
+    return (
+        f"{ECI_PREFIX}build context {remote!r} is refused: {reason}; dockerd would fetch it "
+        "from the host's own network as root; send the context from the client instead"
+    )

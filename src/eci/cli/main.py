@@ -323,6 +323,12 @@ def settings_show(
     )
     commands = ", ".join(mount.commandList.commands) or "(none)"
     out.print(f"  docker socket commands: {mount.commandList.type} {commands}", highlight=False)
+    ownership = (
+        "on (only a container's creator or root may act on it)"
+        if settings.container_ownership
+        else "OFF (every docker-group user may act on every container)"
+    )
+    out.print(f"  container ownership: {ownership}", highlight=False)
     for warning in settings.warnings:
         out.print(f"[yellow]warning:[/] {warning}", highlight=False)
     if stale:

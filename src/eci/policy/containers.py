@@ -25,6 +25,7 @@ from eci.policy.facts import ContainerFacts, Facts, FactsQuery
 from eci.policy.grants import GRANT_LABEL, Grant, grant_path, pin_image, redirect_sockets
 from eci.policy.labels import set_label
 from eci.policy.mounts import HostMount, host_mounts, local_volume_source, volumes_from
+from eci.policy.ownership import check_owner, check_volume
 from eci.requester import REQUESTER_LABEL, requester_value
 
 #: Namespace modes of HostConfig, by the name used in error texts.
@@ -71,6 +72,30 @@ def _container_ref(mode: str) -> str | None:
     return ref if sep and kind.lower() == "container" and ref else None
 
 
+def _full_id(ref: str, facts: Facts) -> str:
+    found = facts.containers.get(ref)
+    return found.id if found is not None and found.id else ref
+
+
+def pin_containers(body: GoObject, facts: Facts) -> GoObject:
+    """A copy of ``body`` naming the containers whose namespaces or volumes it shares by the
+    full ids looked up (see ``policy.pinning``: dockerd resolves ``VolumesFrom`` at create
+    and ``container:<ref>`` at every start)."""
+    body = copy.deepcopy(body)
+    for hc in host_configs(body):
+        for _, field in NAMESPACE_MODES:
+            mode = hc.string(field)
+            if ref := _container_ref(mode):
+                hc.set_field(field, f"{mode.partition(':')[0]}:{_full_id(ref, facts)}")
+        if specs := hc.array("VolumesFrom"):
+            pinned = []
+            for spec in specs:
+                ref, sep, options = str(spec).partition(":")
+                pinned.append(f"{_full_id(ref, facts)}{sep}{options}")
+            hc.set_field("VolumesFrom", pinned)
+    return body
+
+
 def create_facts(request: ApiRequest) -> FactsQuery:
     body = body_object(request)
     hcs = host_configs(body)
@@ -113,12 +138,15 @@ def check_namespaces(hcs: list[GoObject], body: GoObject, facts: Facts, ctx: Pol
             driver = facts.network_drivers.get(mode) if field == "NetworkMode" else None
             if mode.lower() == "host" or driver == "host":
                 shared.append(kind)
-            elif (ref := _container_ref(mode)) and (runtime := _not_eci(ref, facts, ctx)):
-                raise PolicyDenied(
-                    "shared-namespace",
-                    f"{ECI_PREFIX}can't share the {kind} namespace of container {ref!r}: it "
-                    f"is not an enhanced-isolation container (runtime {runtime})",
-                )
+            elif ref := _container_ref(mode):
+                if runtime := _not_eci(ref, facts, ctx):
+                    raise PolicyDenied(
+                        "shared-namespace",
+                        f"{ECI_PREFIX}can't share the {kind} namespace of container {ref!r}: "
+                        f"it is not an enhanced-isolation container (runtime {runtime})",
+                    )
+                found = facts.containers.get(ref)
+                check_owner(ref, found, f"share the {kind} namespace of", ctx, facts)
     networking = body.obj("NetworkingConfig")
     endpoints = networking.obj("EndpointsConfig") if networking else None
     for name in endpoints or {}:
@@ -152,6 +180,7 @@ def check_mounts(
 def check_volumes_from(hcs: list[GoObject], image: str, facts: Facts, ctx: PolicyContext) -> None:
     for ref in volumes_from(hcs):
         found = facts.containers.get(ref)
+        check_owner(ref, found, "mount the volumes of", ctx, facts)
         for mount in found.mounts if found else ():
             if mount.type == "bind":
                 ctx.host_paths.check(mount.source, facts.real_paths.get(mount.source), image)
@@ -176,6 +205,19 @@ def grant_socket(body: GoObject, ctx: PolicyContext, facts: Facts) -> tuple[GoOb
     grant = Grant(token, body.string("Image"), match)
     pin_image(body, facts.image.id, token)
     return body, grant
+
+
+def refuse_reserved_labels(body: GoObject, set_by_eci: list[str]) -> None:
+    """eci's own labels (``set_by_eci``: those eci itself just put in) are not the client's
+    to set: they mark a granted Docker socket, or who asked for a container or volume."""
+    labels = body.obj("Labels") or GoObject()
+    reserved = [label for label in (GRANT_LABEL, REQUESTER_LABEL) if label in labels]
+    if [label for label in reserved if label not in set_by_eci]:
+        raise PolicyDenied(
+            "reserved-label",
+            f"{ECI_PREFIX}the label {reserved[-1]} is eci's own (it marks a granted Docker "
+            "socket, or who asked for a container or volume); requests may not set it",
+        )
 
 
 def own_grant(found: ContainerFacts | None, ctx: PolicyContext) -> str | None:
@@ -237,19 +279,14 @@ def create(request: ApiRequest, ctx: PolicyContext, facts: Facts) -> Decision:
         body, grant = grant_socket(body, ctx, facts)
         hcs = host_configs(body)
         mounts = list(host_mounts(body, hcs))  # checked again, as rewritten
-    labels = body.obj("Labels") or GoObject()
-    reserved = [label for label in (GRANT_LABEL, REQUESTER_LABEL) if label in labels]
-    if reserved and (grant is None or reserved != [GRANT_LABEL]):
-        raise PolicyDenied(
-            "reserved-label",
-            f"{ECI_PREFIX}the label {reserved[-1]} is eci's own (it marks a granted Docker "
-            "socket, or who asked for the container); containers may not set it",
-        )
+    refuse_reserved_labels(body, [GRANT_LABEL] if grant is not None else [])
     granted = grant_path(ctx.grants_dir, grant.token) if grant else None
     check_mounts(mounts, image, facts, ctx, granted)
+    for volume in sorted({m.volume for m in mounts if m.volume}):
+        check_volume(volume, "mount", ctx, facts)
     check_volumes_from(hcs, image, facts, ctx)
-    if facts.requester is not None and facts.requester[0] != 0:  # root's files: never mapped
-        body = copy.deepcopy(body)
+    body = pin_containers(body, facts)
+    if facts.requester is not None:  # root's too (0:gid names no one): not an image's label
         set_label(body, REQUESTER_LABEL, requester_value(*facts.requester))
     return force_runtime(body, ctx, grant)
 

@@ -104,3 +104,5 @@ class PolicyContext:
     command_list: CommandList = field(default_factory=CommandList)
     #: where granted sockets live on the host ("": no socket can be granted)
     grants_dir: str = ""
+    #: only a container's creator (or root) may act on it (see ``policy.ownership``)
+    container_ownership: bool = True

@@ -16,7 +16,7 @@ from eci.dockerapi import gojson
 from eci.dockerapi.gojson import BodyError
 from eci.dockerapi.request import ApiRequest
 from eci.errors import ECI_PREFIX, PolicyDenied
-from eci.policy import containers, resources
+from eci.policy import containers, ownership, resources
 from eci.policy.context import PolicyContext
 from eci.policy.decision import Allow, Decision, Deny, Rewrite
 from eci.policy.facts import Facts, FactsQuery
@@ -41,6 +41,7 @@ RULES: dict[str, Rule] = {
     "container.copy": containers.archive,
     "volume.create": resources.volume_create,
     "network.connect": resources.network_connect,
+    "network.disconnect": resources.network_disconnect,
     "build.build": resources.build,
     "session.grpc": resources.buildkit,
     "swarm.join": resources.swarm_join,
@@ -64,6 +65,7 @@ FACTS: dict[str, FactsRule] = {
     "container.copy": containers.target_container_facts,
     "volume.create": resources.volume_create_facts,
     "network.connect": resources.network_connect_facts,
+    "build.build": resources.build_facts,
     "service.create": resources.service_facts,
     "service.update": resources.service_facts,
 }
@@ -87,14 +89,18 @@ def _media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 
 
+def _no_facts(request: ApiRequest) -> FactsQuery:
+    return FactsQuery()
+
+
 def facts_needed(request: ApiRequest, ctx: PolicyContext) -> FactsQuery:
-    """What to look up before ``decide``; nothing when ECI is off or the body is unreadable
-    (``decide`` will refuse it)."""
-    rule = FACTS.get(request.route_name or "")
-    if not ctx.eci_enabled or rule is None:
+    """What to look up before ``decide`` (the route's rule's and ownership's needs); nothing
+    when ECI is off or the body is unreadable (``decide`` will refuse it)."""
+    if not ctx.eci_enabled:
         return FactsQuery()
+    rule = FACTS.get(request.route_name or "", _no_facts)
     try:
-        return rule(request)
+        return rule(request) | ownership.facts(request, ctx)
     except (BodyError, PolicyDenied, RecursionError):
         return FactsQuery()
 
@@ -123,7 +129,9 @@ def decide(request: ApiRequest, ctx: PolicyContext, facts: Facts | None = None) 
                 f"({request.content_type!r})",
                 400,
             )
-        decision = _rule(request)(request, ctx, facts or Facts())
+        facts = facts or Facts()
+        ownership.check(request, ctx, facts)
+        decision = _rule(request)(request, ctx, facts)
         if isinstance(decision, Allow) and request.route_name in REENCODED and request.body:
             return Rewrite(gojson.encode(request.json), "forwarded as parsed")
         return decision

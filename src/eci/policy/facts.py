@@ -8,7 +8,7 @@ container or volume that does not exist maps to ``None`` (dockerd will refuse th
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from eci.policy.imagelist import ImageIdentity
 
@@ -31,6 +31,9 @@ class ContainerFacts:
     pid: int = 0
     #: its configured user (``Config.User``: "", a name or uid, maybe ":group")
     user: str = ""
+    #: the uid of the user whose request created it (its ``io.eci.requester`` label); None
+    #: for root's containers and those made before eci: they belong to nobody
+    owner: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,9 +45,25 @@ class FactsQuery:
     #: the image of a create that binds host paths: looked up if one of them is a Docker
     #: socket (with the imageList's registry digests and possible bases)
     image: str | None = None
+    #: exec instances, each looked up with the container it runs in
+    execs: frozenset[str] = frozenset()
+    #: host names to resolve as dockerd would (a build's remote context)
+    hosts: frozenset[str] = frozenset()
 
     def __bool__(self) -> bool:
-        return bool(self.containers or self.volumes or self.networks or self.paths or self.image)
+        return any(getattr(self, f.name) for f in fields(self))
+
+    def __or__(self, other: FactsQuery) -> FactsQuery:
+        """Both queries' lookups (the image of ``self`` wins: only a create names one)."""
+        return FactsQuery(
+            containers=self.containers | other.containers,
+            volumes=self.volumes | other.volumes,
+            networks=self.networks | other.networks,
+            paths=self.paths | other.paths,
+            image=self.image or other.image,
+            execs=self.execs | other.execs,
+            hosts=self.hosts | other.hosts,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +75,9 @@ class Facts:
     network_drivers: Mapping[str, str | None] = field(default_factory=dict)
     #: absolute host path as given -> the path with symlinks resolved on the host
     real_paths: Mapping[str, str] = field(default_factory=dict)
-    #: (uid, gid) of the process that sent the request (SO_PEERCRED), when known
+    #: (uid, primary gid) of the user who sent the request (SO_PEERCRED, the gid from the
+    #: passwd database; through a granted socket, the user who created its container); None
+    #: when unknown: such a request acts on no one's container but the unowned
     requester: tuple[int, int] | None = None
     #: the create's image, when it asks for a Docker socket (None: not looked up, or none)
     image: ImageIdentity | None = None
@@ -66,3 +87,12 @@ class Facts:
     bases: tuple[ImageIdentity, ...] = ()
     #: a fresh token for the socket eci would grant (set with ``image``)
     grant_token: str | None = None
+    #: volume name -> the uids it belongs to: its own ``io.eci.requester`` label's, and the
+    #: owners of the containers using it (empty: no one's)
+    volume_owners: Mapping[str, frozenset[int]] = field(default_factory=dict)
+    #: exec id -> the container it runs in (None: no such exec instance)
+    execs: Mapping[str, ContainerFacts | None] = field(default_factory=dict)
+    #: host name -> the addresses it resolves to on the host (empty: it does not resolve)
+    addresses: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: the host's own addresses (every interface), when a host name was asked about
+    local_addresses: frozenset[str] = frozenset()

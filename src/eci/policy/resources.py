@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import copy
+
+from eci.dockerapi import gojson
 from eci.dockerapi.gojson import GoObject, InvalidBody
 from eci.dockerapi.request import ApiRequest
 from eci.errors import ECI_PREFIX, PolicyDenied, host_namespaces_message
-from eci.policy.containers import body_object, check_mounts, image_name
+from eci.policy import remote
+from eci.policy.containers import body_object, check_mounts, image_name, refuse_reserved_labels
 from eci.policy.context import PolicyContext
-from eci.policy.decision import Allow, Decision
+from eci.policy.decision import Allow, Decision, Rewrite
 from eci.policy.facts import Facts, FactsQuery
+from eci.policy.labels import set_label
 from eci.policy.mounts import HostMount, from_mounts, local_volume_source
+from eci.policy.ownership import NETWORK_BODY
+from eci.requester import REQUESTER_LABEL, requester_value
 
 LOCAL_DRIVERS = ("", "local")
 
@@ -27,10 +34,17 @@ def volume_create_facts(request: ApiRequest) -> FactsQuery:
 
 
 def volume_create(request: ApiRequest, ctx: PolicyContext, facts: Facts) -> Decision:
-    """A local volume with ``device=/path`` (``o=bind``) is a host mount by another name."""
+    """A local volume with ``device=/path`` (``o=bind``) is a host mount by another name. The
+    volume is labelled with who asked for it: its owner (``policy.ownership``)."""
     if device := volume_device(request):
         ctx.host_paths.check(device, facts.real_paths.get(device), "volume")
-    return Allow()
+    body = body_object(request)
+    refuse_reserved_labels(body, [])
+    if facts.requester is None:
+        return Allow()
+    body = copy.deepcopy(body)  # the request stays as it came
+    set_label(body, REQUESTER_LABEL, requester_value(*facts.requester))
+    return Rewrite(gojson.encode(body), "labelled with its requester")
 
 
 def network_connect_facts(request: ApiRequest) -> FactsQuery:
@@ -41,7 +55,24 @@ def network_connect(request: ApiRequest, ctx: PolicyContext, facts: Facts) -> De
     network = request.param("id")
     if network.lower() == "host" or facts.network_drivers.get(network) == "host":
         raise PolicyDenied("host-namespace", host_namespaces_message(["network"]))
-    return Allow()
+    return pin_network_container(request, facts)
+
+
+def network_disconnect(request: ApiRequest, ctx: PolicyContext, facts: Facts) -> Decision:
+    return pin_network_container(request, facts)
+
+
+def pin_network_container(request: ApiRequest, facts: Facts) -> Decision:
+    """Connect or disconnect the container looked up, named by its full id (see
+    ``policy.pinning``); as it came when nothing was looked up."""
+    body = body_object(request)
+    ref = body.string(NETWORK_BODY)
+    found = facts.containers.get(ref)
+    if found is None or found.id in ("", ref):
+        return Allow()
+    body = copy.deepcopy(body)  # the request stays as it came
+    body.set_field(NETWORK_BODY, found.id)
+    return Rewrite(gojson.encode(body), "container named by its full id")
 
 
 BUILDKIT_REFUSED = (
@@ -58,10 +89,16 @@ def buildkit(request: ApiRequest, ctx: PolicyContext, facts: Facts) -> Decision:
     raise PolicyDenied("buildkit", BUILDKIT_REFUSED)
 
 
+def build_facts(request: ApiRequest) -> FactsQuery:
+    return FactsQuery(hosts=remote.hosts(request))
+
+
 def build(request: ApiRequest, ctx: PolicyContext, facts: Facts) -> Decision:
-    """Classic-builder options in the query (its RUN steps run under the default runtime)."""
+    """Classic-builder options in the query (its RUN steps run under the default runtime),
+    and its remote context (``policy.remote``)."""
     if any(v.strip() == "2" for v in request.target.query_values("version")):
         return buildkit(request, ctx, facts)
+    remote.check(request, facts)
     modes = [v.strip().lower() for v in request.target.query_values("networkmode")]
     if any(m.startswith("container:") for m in modes):
         raise PolicyDenied(

@@ -45,7 +45,7 @@ import h11
 
 from eci.dockerapi.request import ApiRequest, parse_request
 from eci.dockerapi.routes import Body
-from eci.dockerapi.target import BadTarget
+from eci.dockerapi.target import ApiTarget, BadTarget
 from eci.errors import ECI_PREFIX, PolicyDenied
 from eci.policy import (
     Decision,
@@ -57,6 +57,7 @@ from eci.policy import (
     Rewrite,
     decide,
     facts_needed,
+    pin_target,
 )
 from eci.policy.commands import check_command
 from eci.proxy.admission import BodyBudget, ConnectionCounts
@@ -66,7 +67,7 @@ from eci.proxy.grants import GrantedSockets, new_token
 from eci.proxy.identity import DigestCache, image_identity
 from eci.proxy.limits import CLIENT_READ, Limits
 from eci.proxy.memory import MemoryReturn
-from eci.proxy.peer import peer_of
+from eci.proxy.peer import peer_of, requester_of
 from eci.proxy.splice import SpliceRelay
 from eci.proxy.streams import CHUNK, pipe_both_ways
 from eci.proxy.upload import extract_in_container
@@ -143,9 +144,8 @@ class _TimedOut(Exception):
         self.waiting = waiting
 
 
-def _target_for_upstream(request: ApiRequest) -> str:
+def _target_for_upstream(target: ApiTarget) -> str:
     """The normalized target: dockerd routes exactly what the policy decided on."""
-    target = request.target
     path = (f"/v{target.version}" if target.version else "") + quote(target.path, safe=_PATH_SAFE)
     pairs = [(k, v) for k, values in target.query.items() for v in values]
     return path + ("?" + urlencode(pairs) if pairs else "")
@@ -195,6 +195,7 @@ class ClientConnection:
         self.writer = writer
         self.peer = peer_of(writer)
         _read_small(writer)
+        self.peer_requester = requester_of(self.peer)
         self.pending = b""  # client bytes read ahead of the parser (pipelined requests)
         self.client_eof = False
         self.upstream: Stream | None = None
@@ -479,22 +480,32 @@ class ClientConnection:
         self._audit(request, method, target, deny)
         await self._respond(conn, deny.status, deny.message, close=close)
 
-    async def _decide(self, request: ApiRequest, sent_target: str) -> Decision:
+    def _requester(self) -> tuple[int, int] | None:
+        """Who the request is made for: through a container's granted socket, the user who
+        created that container (its own ids are a range's, handed to the next tenant once
+        it is gone); else the client's user."""
+        if self.grant is None:
+            return self.peer_requester
+        grants = self.config.grants
+        return grants.requester(self.grant) if grants is not None else None
+
+    async def _decide(self, request: ApiRequest, sent_target: str) -> tuple[Decision, ApiTarget]:
+        """The decision, and the target to forward (its container named by full id)."""
         policy = self.config.policy
         if self.grant is not None:
             try:
                 check_command(request, sent_target, policy.command_list)
             except PolicyDenied as denied:
-                return Deny(denied.rule, str(denied), denied.status)
+                return Deny(denied.rule, str(denied), denied.status), request.target
         query = facts_needed(request, policy)
         try:
             facts = await gather_facts(self.config.upstream, query) if query else Facts()
             facts = await self._image_facts(query, facts)
         except (LookupFailed, OSError) as exc:
-            return Deny("lookup-failed", f"{ECI_PREFIX}cannot check the request: {exc}", 503)
-        if self.peer.uid >= 0:
-            facts = dataclasses.replace(facts, requester=(self.peer.uid, self.peer.gid))
-        return decide(request, policy, facts)
+            deny = Deny("lookup-failed", f"{ECI_PREFIX}cannot check the request: {exc}", 503)
+            return deny, request.target
+        facts = dataclasses.replace(facts, requester=self._requester())
+        return decide(request, policy, facts), pin_target(request, facts)
 
     async def _image_facts(self, query: FactsQuery, facts: Facts) -> Facts:
         """For a create that binds a Docker socket: the image's identity, for the grant."""
@@ -562,7 +573,7 @@ class ClientConnection:
     ) -> Outcome:
         """Decide on a request read (but for a streamed body), and carry the decision out."""
         route = request.route.route if request.route else None
-        decision = await self._decide(request, event.target.decode("latin-1"))
+        decision, target = await self._decide(request, event.target.decode("latin-1"))
         if isinstance(decision, Deny):
             await self._refuse(conn, request, event, decision, close=streaming)
             done = conn.our_state is h11.DONE and conn.their_state is h11.DONE
@@ -575,7 +586,7 @@ class ClientConnection:
         download = route is not None and route.download
         head = h11.Request(
             method=request.method,
-            target=_target_for_upstream(request),
+            target=_target_for_upstream(target),
             headers=self._forward_head(event, length, close=download),
         )
         hijack = route is not None and route.hijack
@@ -583,7 +594,7 @@ class ClientConnection:
         if grant is None or self.config.grants is None:
             return await self._forward(conn, request, head, body, streaming, hijack, download)
         try:
-            await self.config.grants.begin(grant.token)
+            await self.config.grants.begin(grant.token, self._requester())
         except OSError as exc:
             deny = Deny(
                 "grant-failed", f"{ECI_PREFIX}cannot create the container's socket: {exc}", 500

@@ -30,17 +30,20 @@ class SettingsUnreadable(Exception):
 
 
 def policy_context(layout: EngineLayout) -> PolicyContext:
-    """ECI on/off and the socket grants from the snapshot ``eci up`` wrote; protected paths
-    from the layout."""
+    """ECI on/off, the socket grants and container ownership from the snapshot ``eci up``
+    wrote; protected paths from the layout."""
     try:
         data = json.loads(layout.settings_snapshot.read_text())
         section = data["enhancedContainerIsolation"]
         enabled = section["value"]
         socket = DockerSocketMount.model_validate(section["dockerSocketMount"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        ownership = section.get("containerOwnership", True)  # (a snapshot from before it)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise SettingsUnreadable(f"{layout.settings_snapshot}: {exc}") from exc
-    if not isinstance(enabled, bool):
-        raise SettingsUnreadable(f"{layout.settings_snapshot}: value is not a boolean")
+    if not isinstance(enabled, bool) or not isinstance(ownership, bool):
+        raise SettingsUnreadable(
+            f"{layout.settings_snapshot}: value or containerOwnership is not a boolean"
+        )
     return PolicyContext(
         eci_enabled=enabled,
         host_paths=host_paths(layout),
@@ -49,6 +52,7 @@ def policy_context(layout: EngineLayout) -> PolicyContext:
         ),
         command_list=socket.commandList,
         grants_dir=str(layout.grants_dir),
+        container_ownership=ownership,
     )
 
 

@@ -4,6 +4,7 @@ asks for (``FactsQuery`` → ``Facts``)."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 from collections.abc import AsyncIterator
@@ -18,6 +19,8 @@ from eci.errors import PolicyDenied
 from eci.policy import ContainerFacts, Facts, FactsQuery, MountFact
 from eci.policy.grants import GRANT_LABEL
 from eci.policy.mounts import local_volume_source
+from eci.proxy.addresses import local_addresses, resolve
+from eci.requester import REQUESTER_LABEL, parse_requester
 
 CHUNK = 256 * 1024
 
@@ -129,7 +132,8 @@ async def get_object(socket_path: Path, target: str, what: str) -> dict[str, Any
 
 
 async def _lookup(socket_path: Path, kind: str, name: str) -> Any:
-    target = f"/{kind}/{quote(name, safe='')}" + ("/json" if kind == "containers" else "")
+    json_suffix = kind in ("containers", "exec")
+    target = f"/{kind}/{quote(name, safe='')}" + ("/json" if json_suffix else "")
     return await get_object(socket_path, target, f"{kind[:-1]} {name!r}")
 
 
@@ -151,7 +155,38 @@ def _container(data: dict[str, Any]) -> ContainerFacts:
         grant if isinstance(grant, str) else None,
         pid if isinstance(pid, int) and pid > 0 else 0,
         user if isinstance(user, str) else "",
+        _owner(labels),
     )
+
+
+def _owner(labels: Any) -> int | None:
+    """The uid an ``io.eci.requester`` label among ``labels`` names (None: no one)."""
+    value = labels.get(REQUESTER_LABEL) if isinstance(labels, dict) else None
+    ids = parse_requester(value) if isinstance(value, str) else None
+    return ids[0] if ids is not None else None
+
+
+async def _volume_owners(socket_path: Path, name: str, volume: Any) -> frozenset[int]:
+    """Who volume ``name`` belongs to: its own label's uid, and the owners of the containers
+    using it (the volumes dockerd makes for a container carry no label)."""
+    if not isinstance(volume, dict):
+        return frozenset()
+    filters = quote(json.dumps({"volume": [name]}))
+    status, listing = await get_json(socket_path, f"/containers/json?all=1&filters={filters}")
+    if status != 200 or not isinstance(listing, list):
+        raise LookupFailed(f"listing the containers of volume {name!r}: dockerd answered {status}")
+    owners = {_owner(c.get("Labels")) for c in listing if isinstance(c, dict)}
+    owners.add(_owner(volume.get("Labels")))
+    return frozenset(o for o in owners if o is not None)
+
+
+async def _exec_container(socket_path: Path, exec_id: str) -> dict[str, Any] | None:
+    """The container an exec instance runs in (None: no such exec instance or container)."""
+    found = await _lookup(socket_path, "exec", exec_id)
+    container = found.get("ContainerID") if found else None
+    if not isinstance(container, str) or not container:
+        return None
+    return await _lookup(socket_path, "containers", container)  # type: ignore[no-any-return]
 
 
 def _local_volume_options(data: dict[str, Any]) -> dict[str, str] | None:
@@ -171,25 +206,33 @@ def _volume_path(options: dict[str, str] | None) -> str | None:
 
 async def gather_facts(socket_path: Path, query: FactsQuery) -> Facts:
     """Look everything in ``query`` up (concurrently); resolve host paths with symlinks."""
-    containers, volumes, networks = (
+    containers, volumes, networks, execs, hosts = (
         sorted(query.containers),
         sorted(query.volumes),
         sorted(query.networks),
+        sorted(query.execs),
+        sorted(query.hosts),
     )
     results = await asyncio.gather(
         *(_lookup(socket_path, "containers", c) for c in containers),
         *(_lookup(socket_path, "volumes", v) for v in volumes),
         *(_lookup(socket_path, "networks", n) for n in networks),
+        *(_exec_container(socket_path, e) for e in execs),
+        *(resolve(h) for h in hosts),
     )
-    found_c = results[: len(containers)]
-    found_v = results[len(containers) : len(containers) + len(volumes)]
-    found_n = results[len(containers) + len(volumes) :]
+    ends = itertools.accumulate(map(len, (containers, volumes, networks, execs, hosts)))
+    found_c, found_v, found_n, found_e, found_h = (
+        results[start:end] for start, end in itertools.pairwise((0, *ends))
+    )
     container_facts = {
         c: _container(d) if d else None for c, d in zip(containers, found_c, strict=True)
     }
     volume_options = {
         v: _local_volume_options(d) if d else None for v, d in zip(volumes, found_v, strict=True)
     }
+    owners = await asyncio.gather(
+        *(_volume_owners(socket_path, v, d) for v, d in zip(volumes, found_v, strict=True))
+    )
     network_drivers = {
         n: str(d.get("Driver", "")) if d else None for n, d in zip(networks, found_n, strict=True)
     }
@@ -202,4 +245,8 @@ async def gather_facts(socket_path: Path, query: FactsQuery) -> Facts:
         volume_options=volume_options,
         network_drivers=network_drivers,
         real_paths={p: os.path.realpath(p) for p in paths},
+        execs={e: _container(d) if d else None for e, d in zip(execs, found_e, strict=True)},
+        volume_owners=dict(zip(volumes, owners, strict=True)),
+        addresses=dict(zip(hosts, found_h, strict=True)),
+        local_addresses=local_addresses() if hosts else frozenset(),
     )

@@ -8,7 +8,8 @@ The rules (the same as Docker Desktop's) for the effective ``enhancedContainerIs
   warning;
 - admin ``locked: false``: the user's value if the user set one, else the admin's ``value``.
 
-``dockerSocketMount`` is the admin's alone: users cannot widen who may mount the socket.
+``dockerSocketMount`` and ``containerOwnership`` are the admin's alone: users cannot widen who
+may mount the socket or reach another user's containers.
 ``resolve`` is a pure function; reading the files is ``eci.host.settings_files``' job.
 """
 
@@ -69,6 +70,8 @@ class EffectiveSettings:
     warnings: tuple[str, ...]
     #: the admin's idRangesPerUser (None: the runtime's default, a fraction of the pool)
     id_ranges_per_user: int | None = None
+    #: only a container's creator (or root) may act on it
+    container_ownership: bool = True
 
     @property
     def locked(self) -> bool:
@@ -84,6 +87,7 @@ class EffectiveSettings:
                 "source": self.eci_source.to_json(),
                 "dockerSocketMount": self.docker_socket_mount.model_dump(mode="json"),
                 "idRangesPerUser": self.id_ranges_per_user,
+                "containerOwnership": self.container_ownership,
             },
             "adminSettingsFile": self.admin_file,
             "userSettingsFile": self.user_file,
@@ -113,6 +117,7 @@ def resolve(
 
     enabled: bool
     source: SettingSource
+    ownership = section.containerOwnership if section is not None else True
     if section is None:
         socket = DockerSocketMount()
         if user_value is not None:
@@ -149,6 +154,7 @@ def resolve(
         user_file=user_file,
         warnings=tuple(warnings),
         id_ranges_per_user=section.idRangesPerUser if section is not None else None,
+        container_ownership=ownership,
     )
 
 

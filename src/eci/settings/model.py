@@ -169,6 +169,13 @@ class EnhancedContainerIsolation(BaseModel):
         "user may hold, so nobody takes the whole pool; absent: an eighth of the "
         "pool (512 of the default 4096). Root's containers are not counted.",
     )
+    containerOwnership: bool = Field(
+        default=True,
+        description="true: only the user who created a container (or root) may exec into, "
+        "attach to, start, stop, copy from or into, commit, export, update, remove or share "
+        "it, or mount or remove that user's volumes; false: every member of group docker "
+        "may, as in plain Docker.",
+    )
 
 
 class AdminSettings(BaseModel):

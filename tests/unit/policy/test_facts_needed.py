@@ -104,7 +104,7 @@ NEEDED = [
     (
         "network-connect",
         request("POST", "/networks/my/net/connect", {"Container": "c1"}),
-        Q(networks=frozenset({"my/net"})),
+        Q(networks=frozenset({"my/net"}), containers=frozenset({"c1"})),  # its owner
     ),
     (
         "service",

@@ -23,15 +23,19 @@ def test_a_users_create_is_labelled_with_who_asked() -> None:
     assert sent["HostConfig"]["Runtime"] == "sysbox-runc"
 
 
-@pytest.mark.parametrize(
-    "requester", [None, (0, 0), (0, 1000)], ids=["unknown", "root", "root-uid"]
-)
-def test_without_a_non_root_requester_there_is_no_label(
-    requester: tuple[int, int] | None,
-) -> None:
+def test_without_a_known_requester_there_is_no_label() -> None:
+    body = {"Image": "busybox"}
+    assert "Labels" not in forwarded(create(body), decide(create(body), ON, FACTS))
+
+
+@pytest.mark.parametrize("requester", [(0, 0), (0, 1000)], ids=["root", "root-uid"])
+def test_root_s_label_names_no_one(requester: tuple[int, int]) -> None:
+    """Root's creates are labelled too, so an image's own label never speaks for them."""
     facts = dataclasses.replace(FACTS, requester=requester)
     body = {"Image": "busybox"}
-    assert "Labels" not in forwarded(create(body), decide(create(body), ON, facts))
+    label = forwarded(create(body), decide(create(body), ON, facts))["Labels"][REQUESTER_LABEL]
+    assert label == f"0:{requester[1]}"
+    assert parse_requester(label) is None
 
 
 @pytest.mark.parametrize("spelling", [REQUESTER_LABEL, "io.eci.requester"])

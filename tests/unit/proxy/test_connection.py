@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import os
+import pwd
 import random
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
@@ -31,6 +32,7 @@ from eci.policy import PolicyContext
 from eci.proxy.audit import AuditLog
 from eci.proxy.connection import ClientConnection, ProxyConfig
 from eci.proxy.limits import CLIENT_BUFFER, Limits
+from eci.requester import REQUESTER_LABEL
 
 TIMEOUT = 10.0
 PID_HOST = host_namespaces_message(["pid"])
@@ -82,11 +84,18 @@ def response(status: int, body: Any = None, reason: str = "OK") -> bytes:
 
 
 RUNTIMES = {"runc-c": "runc", "eci-c": "sysbox-runc"}
+#: exec instance -> the container it runs in
+EXECS = {"e1": "eci-c"}
 
 
 def default_reply(seen: Seen) -> Reply:
-    """Container lookups answer from ``RUNTIMES``; everything else gets a 200 naming itself."""
+    """Container and exec lookups answer from ``RUNTIMES`` and ``EXECS``; everything else gets
+    a 200 naming itself."""
     parts = seen.target.split("?")[0].split("/")
+    if seen.lookup and len(parts) == 4 and parts[1] == "exec" and parts[3] == "json":
+        if parts[2] not in EXECS:
+            return response(404, {"message": "No such exec instance"}, "Not Found")
+        return response(200, {"ID": parts[2], "ContainerID": EXECS[parts[2]]})
     if seen.method == "GET" and len(parts) == 4 and parts[1] == "containers" and parts[3] == "json":
         runtime = RUNTIMES.get(parts[2])
         if runtime is None:
@@ -374,6 +383,7 @@ def test_a_chunked_body_arrives_with_a_content_length(tmp_path: Path) -> None:
         assert json.loads(seen.body) == {
             "Image": "busybox",
             "HostConfig": {"Runtime": "sysbox-runc"},
+            "Labels": {REQUESTER_LABEL: f"{os.getuid()}:{pwd.getpwuid(os.getuid()).pw_gid}"},
         }
         assert b"chunked" not in bytes(px.fake.raw).lower()
 
@@ -723,6 +733,8 @@ def test_a_hijacked_stream_pipes_both_ways_with_half_close(
     stdin = bytearray()
 
     def reply(seen: Seen) -> Reply:
+        if seen.lookup:  # the container (or exec instance) checked first
+            return default_reply(seen)
         return Hijack(head, lambda r, w, early: _echo_after_eof(r, w, early, stdin))
 
     async def scenario() -> None:

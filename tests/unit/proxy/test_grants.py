@@ -17,6 +17,7 @@ import pytest
 
 from eci.policy.grants import GRANT_LABEL
 from eci.proxy.grants import GrantedSockets, new_token
+from eci.requester import REQUESTER_LABEL
 
 LIVE, GONE, NEW = new_token(), new_token(), new_token()
 
@@ -125,43 +126,73 @@ async def _test_reconcile_serves_live_grants_and_removes_only_dead_ones(tmp_path
         grants.close_all()
 
 
-def test_a_destroy_event_removes_the_socket(tmp_path: Path) -> None:
-    run(_test_a_destroy_event_removes_the_socket, tmp_path)
+def test_a_destroy_event_of_the_holder_removes_the_socket(tmp_path: Path) -> None:
+    run(_test_a_destroy_event_of_the_holder_removes_the_socket, tmp_path)
 
 
-async def _test_a_destroy_event_removes_the_socket(tmp_path: Path) -> None:
+async def _until(done: Callable[[], bool]) -> None:
+    for _ in range(500):
+        if done():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the watcher did not get there")
+
+
+def _destroyed(container: str, token: str) -> dict[str, Any]:
+    attributes = {GRANT_LABEL: token}
+    return {
+        "Type": "container",
+        "Action": "destroy",
+        "Actor": {"ID": container, "Attributes": attributes},
+    }
+
+
+async def _test_a_destroy_event_of_the_holder_removes_the_socket(tmp_path: Path) -> None:
+    """A container carrying a copy of the label (from an image: the token is visible to
+    every docker user) is destroyed: nothing happens to the grant. Events are handled in
+    order: once the later event's grant (GONE) is closed, the copy's has been seen."""
     async with dockerd(tmp_path) as (fake, path):
-        fake.containers = [_container(LIVE, tmp_path)]
+        fake.containers = [_container(LIVE, tmp_path), _container(GONE, tmp_path)]
         grants, _ = _grants(tmp_path, path)
         watcher = asyncio.create_task(grants.watch())
         try:
-            for _ in range(100):
-                if grants.path(LIVE).exists():
-                    break
-                await asyncio.sleep(0.01)
+            await _until(lambda: grants.path(LIVE).exists() and grants.path(GONE).exists())
+            await fake.events.put({"Type": "container", "Action": "destroy", "Actor": {}})
+            await fake.events.put(_destroyed("a-copy-of-the-label", LIVE))
+            await fake.events.put(_destroyed(f"id-{GONE[:4]}", GONE))
+            await _until(lambda: not grants.path(GONE).parent.exists())
             assert grants.path(LIVE).is_socket()
-            fake.containers = []
-            await fake.events.put(
-                {"Type": "container", "Action": "destroy", "Actor": {}}
-            )  # not ours
-            await fake.events.put(
-                {
-                    "Type": "container",
-                    "Action": "destroy",
-                    "Actor": {"Attributes": {GRANT_LABEL: LIVE}},
-                }
-            )
-            for _ in range(100):
-                if not grants.path(LIVE).parent.exists():
-                    break
-                await asyncio.sleep(0.01)
-            assert not grants.path(LIVE).parent.exists()
+            assert LIVE in grants.servers
+
+            await fake.events.put(_destroyed(f"id-{LIVE[:4]}", LIVE))
+            await _until(lambda: not grants.path(LIVE).parent.exists())
             assert LIVE not in grants.servers
         finally:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
             grants.close_all()
+
+
+def test_requests_through_a_grant_are_made_for_the_holder_s_creator(tmp_path: Path) -> None:
+    run(_test_requests_through_a_grant_are_made_for_the_holder_s_creator, tmp_path)
+
+
+async def _test_requests_through_a_grant_are_made_for_the_holder_s_creator(
+    tmp_path: Path,
+) -> None:
+    async with dockerd(tmp_path) as (fake, path):
+        alice = _container(LIVE, tmp_path)
+        alice["Labels"][REQUESTER_LABEL] = "1000:1000"
+        roots = _container(GONE, tmp_path)
+        roots["Labels"][REQUESTER_LABEL] = "0:0"
+        fake.containers = [alice, roots]
+        grants, _ = _grants(tmp_path, path)
+        await grants.reconcile()
+        assert grants.requester(LIVE) == (1000, 1000)
+        assert grants.requester(GONE) is None  # root's: acts for no one
+        assert grants.requester(NEW) is None  # not known
+        grants.close_all()
 
 
 def test_a_grant_is_kept_only_if_dockerd_created_the_container(tmp_path: Path) -> None:
@@ -171,15 +202,18 @@ def test_a_grant_is_kept_only_if_dockerd_created_the_container(tmp_path: Path) -
 async def _test_a_grant_is_kept_only_if_dockerd_created_the_container(tmp_path: Path) -> None:
     async with dockerd(tmp_path) as (fake, path):
         grants, _ = _grants(tmp_path, path)
-        await grants.begin(NEW)
+        await grants.begin(NEW, (1000, 1000))
         assert grants.path(NEW).is_socket()
         await grants.reconcile()  # a create in flight is not taken away
         assert grants.path(NEW).is_socket()
         assert await grants.settle(NEW) is None  # dockerd refused the create
         assert not grants.path(NEW).parent.exists()
 
-        await grants.begin(LIVE)
-        fake.containers = [_container(LIVE, tmp_path)]
+        await grants.begin(LIVE, (1000, 1000))
+        assert grants.requester(LIVE) == (1000, 1000)  # before it is even created
+        alice = _container(LIVE, tmp_path)
+        alice["Labels"][REQUESTER_LABEL] = "1000:1000"
+        fake.containers = [alice]
         assert await grants.settle(LIVE) == f"id-{LIVE[:4]}"
         assert grants.path(LIVE).is_socket()
         grants.close_all()

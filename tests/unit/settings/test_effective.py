@@ -244,6 +244,7 @@ def test_to_json() -> None:
                 "commandList": {"type": "deny", "commands": ["push"]},
             },
             "idRangesPerUser": None,
+            "containerOwnership": True,
         },
         "adminSettingsFile": ADMIN_FILE,
         "userSettingsFile": USER_FILE,

@@ -339,7 +339,7 @@ BAD_ADMIN: list[tuple[str, bytes | str, str, str]] = [
         admin({"value": True, "lockd": True}),
         ECI,
         "unknown key 'lockd'; did you mean 'locked'? "
-        "(allowed here: value, locked, dockerSocketMount, idRangesPerUser)",
+        "(allowed here: value, locked, dockerSocketMount, idRangesPerUser, containerOwnership)",
     ),
     (
         "unknown-deep",
@@ -417,7 +417,7 @@ def test_several_problems_first_reported_rest_summarised() -> None:
         "expected true or false, got 'yes' (+2 more: "
         f"{DSM}.imageList.images: expected an array [...], got 'docker:cli'; "
         f"{ECI}: unknown key 'lockd'; did you mean 'locked'? "
-        "(allowed here: value, locked, dockerSocketMount, idRangesPerUser))"
+        "(allowed here: value, locked, dockerSocketMount, idRangesPerUser, containerOwnership))"
     )
 
 
