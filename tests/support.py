@@ -7,10 +7,12 @@ import json
 import os
 import pwd
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +20,7 @@ from typing import Any
 
 from eci.engine.layout import EngineLayout
 from eci.host.mounts import mounts_under
+from eci.host.probe import http_status_tcp
 from eci.host.processes import processes_mentioning
 
 ECI = str(Path(sys.executable).with_name("eci"))
@@ -86,6 +89,11 @@ def run(
             f"stderr:\n{result.stderr}"
         )
     return result
+
+
+def unique(prefix: str) -> str:
+    """A fresh name for what a test creates (containers, images, volumes)."""
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 def as_user(
@@ -244,3 +252,33 @@ def user_owned_dir(prefix: str) -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def scratch_registry() -> Iterator[str]:
+    """A writable registry of the test's own on a free loopback port (dockerd takes 127/8 as
+    insecure by itself): the engine's mirror is read-only to dockerd, so a pull test pushes
+    here. Stopped by its pid and removed with its storage when the test is done."""
+    directory = Path(tempfile.mkdtemp(prefix="eci-scratch-registry-", dir="/tmp"))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{probe.getsockname()[1]}"
+    config = directory / "config.yml"
+    config.write_text(
+        "version: 0.1\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {json.dumps(str(directory / 'data'))}\n"
+        f"http:\n  addr: {json.dumps(address)}\n"
+    )
+    log = open(directory / "registry.log", "wb")  # noqa: SIM115 (closed below)
+    process = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=log, stderr=log)
+    try:
+        assert eventually(lambda: http_status_tcp(address, "/v2/") == 200, 20), (
+            f"scratch registry on {address} never answered: "
+            f"{(directory / 'registry.log').read_text()[-2000:]}"
+        )
+        yield address
+    finally:
+        process.terminate()
+        process.wait(10)
+        log.close()
+        shutil.rmtree(directory, ignore_errors=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from tests.compat.twopaths import Made, Pushed, registry_address, sh, unique, wait_for
-from tests.support import EngineHandle
+from tests.compat.twopaths import Made, Pushed, sh, unique, wait_for
+from tests.support import EngineHandle, scratch_registry
 
 
 def _dangling(engine: EngineHandle) -> set[bytes]:
@@ -64,9 +64,13 @@ def sleeper(engine: EngineHandle) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def pushed(engine: EngineHandle) -> Iterator[Pushed]:
-    """An image with a layer of its own, pushed (past the proxy) to the engine's local
-    registry and then removed locally, so that a pull has something to download."""
-    ref = f"{registry_address(engine)}/compat/{unique('busybox')}:x"
+    """An image with a layer of its own, pushed (past the proxy) to a scratch registry on
+    loopback and then removed locally, so that a pull has something to download."""
+    with scratch_registry() as address:
+        yield from _pushed_to(engine, f"{address}/compat/{unique('busybox')}:x")
+
+
+def _pushed_to(engine: EngineHandle, ref: str) -> Iterator[Pushed]:
     source = unique("compat-src")
     try:
         sh(engine, "direct", "run", "--name", source, "busybox", "sh", "-c", "seq 1 200000 > /d")

@@ -166,10 +166,6 @@ def pid_of(engine: EngineHandle, process: str) -> int:
     return int(engine_state(engine)["processes"][process]["pid"])
 
 
-def registry_address(engine: EngineHandle) -> str:
-    return str(engine_state(engine)["registryAddress"])
-
-
 def fd_count(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 

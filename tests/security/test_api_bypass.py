@@ -32,7 +32,7 @@ from urllib.parse import quote
 
 import pytest
 from tests.security.rawhttp import Connection, Response, api, exchange, request
-from tests.support import TEST_USER, EngineHandle, run
+from tests.support import TEST_USER, EngineHandle, run, scratch_registry
 
 from eci.errors import (
     ECI_PREFIX,
@@ -1725,10 +1725,14 @@ def create_plugin_raw(env: Env, name: str) -> None:
 
 
 @pytest.fixture(scope="class")
-def remote(env: Env) -> tuple[str, list[Any]]:
-    """A plugin pushed to the engine's own registry: pull works offline."""
-    registry = env.engine.status()["registry"]
-    ref = f"{registry}/{unique('sec-plugin')}:latest"
+def remote(env: Env) -> Iterator[tuple[str, list[Any]]]:
+    """A plugin pushed to a scratch registry on loopback (the engine's own is read-only to
+    dockerd): pull works offline."""
+    with scratch_registry() as registry:
+        yield _pushed_plugin(env, f"{registry}/{unique('sec-plugin')}:latest")
+
+
+def _pushed_plugin(env: Env, ref: str) -> tuple[str, list[Any]]:
     create_plugin_raw(env, ref)
     try:
         push = exchange(

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import pwd
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from tests.support import (
     run,
     settings_applied,
     socket_settings,
+    unique,
 )
 
 from eci.errors import ECI_PREFIX
@@ -90,10 +90,6 @@ ACTIONS = [
 ]
 
 
-def unique(prefix: str = "own") -> str:
-    return f"eci-{prefix}-{uuid.uuid4().hex[:8]}"
-
-
 @dataclass(frozen=True)
 class Victim:
     name: str
@@ -101,7 +97,7 @@ class Victim:
 
 
 def _victim(engine: EngineHandle, running: bool, user: str | None = TEST_USER) -> Victim:
-    name = unique()
+    name = unique("eci-own")
     verb = ("run", "-d") if running else ("create",)
     cid = engine.docker(*verb, "--name", name, "busybox", "sleep", "3600", user=user)
     return Victim(name, cid.stdout.strip())
@@ -234,7 +230,7 @@ def test_the_requester_gid_is_the_primary_group(
     engine: EngineHandle, victim_of: list[Victim]
 ) -> None:
     """`newgrp docker` (here: runuser -g) changes the client's egid, not who it is."""
-    name = unique("newgrp")
+    name = unique("eci-newgrp")
     argv = ["runuser", "-u", TEST_USER, "-g", "docker", "--", "docker", "-H", engine.docker_host]
     cid = run([*argv, "run", "-d", "--name", name, "busybox", "sleep", "3600"]).stdout.strip()
     victim_of.append(Victim(name, cid))
@@ -254,7 +250,7 @@ def test_a_committed_image_carries_no_ownership_into_its_containers(
     engine.docker("commit", victim.name, image)
     image_labels = engine.docker("image", "inspect", "--format", "{{json .Config.Labels}}", image)
     assert json.loads(image_labels.stdout)["io.eci.requester"] == f"{OWNER.pw_uid}:{OWNER.pw_gid}"
-    name = unique("from-commit")
+    name = unique("eci-from-commit")
     cid = engine.docker("run", "-d", "--name", name, image, "sleep", "600", user=runner)
     victim_of.append(Victim(name, cid.stdout.strip()))
     labels = engine.docker("inspect", "--format", "{{json .Config.Labels}}", name).stdout
@@ -280,7 +276,7 @@ SECRET = "s3cret-of-the-owner"
 
 
 def _owned_volume(engine: EngineHandle, made: list[Victim], case: VolumeCase) -> str:
-    volume = unique("vol")
+    volume = unique("eci-vol")
     if case.created:
         engine.docker("volume", "create", volume)
     write = f"echo {SECRET} > /data/secret" + ("" if case.created else "; sleep 600")
