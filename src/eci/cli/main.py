@@ -139,13 +139,15 @@ def status(state_dir: StateDir = None, as_json: AsJson = False) -> None:
             f" (state {report['stateDir']})",
             highlight=False,
         )
+        width = max(map(len, [*report["processes"], *report["sockets"], "registry"]))
         for name, proc in report["processes"].items():
             alive = "running" if proc["alive"] else "DEAD"
-            out.print(f"  {name:<11} pid {proc['pid']:<8} {alive}", highlight=False)
+            out.print(f"  {name:<{width}} pid {proc['pid']:<8} {alive}", highlight=False)
         for name, path in report["sockets"].items():
-            out.print(f"  socket {name:<11} {path}", highlight=False)
+            out.print(f"  socket {name:<{width}} {path}", highlight=False)
         if report.get("registry"):
-            out.print(f"  registry    {report['registry']} (docker.io mirror)", highlight=False)
+            mirror = f"{report['registry']} (docker.io mirror, read-only)"
+            out.print(f"  {'registry':<{width}} {mirror}", highlight=False)
         if "settings" in report:
             eci = report["settings"]["enhancedContainerIsolation"]
             out.print(
