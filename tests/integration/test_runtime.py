@@ -447,8 +447,10 @@ def test_exec_pause_top_update_restart_keep_working(engine: EngineHandle) -> Non
         base = uid_map(engine.docker("exec", name, "cat", "/proc/self/uid_map").stdout)[1]
         engine.docker("pause", name)
         engine.docker("unpause", name)
-        top = engine.docker("top", name).stdout
-        assert str(base) in top.splitlines()[1]  # container root is the range's base on the host
+        # container root is the range's base on the host (numeric: ps's default UID column
+        # cuts ids of over 8 digits, which LRU reuse reaches, to `1864188+`)
+        top = engine.docker("top", name, "-o", "uid,pid,args").stdout
+        assert top.splitlines()[1].split()[0] == str(base), top
         engine.docker("update", "--memory", "64m", "--memory-swap", "128m", name)
         engine.docker("exec", name, "sh", "-c", "echo kept > /root/state")
         engine.docker("restart", "-t", "1", name)
