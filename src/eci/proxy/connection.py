@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import dataclasses
 import enum
+import functools
 import json
 import sys
 import traceback
@@ -195,7 +196,6 @@ class ClientConnection:
         self.writer = writer
         self.peer = peer_of(writer)
         _read_small(writer)
-        self.peer_requester = requester_of(self.peer)
         self.pending = b""  # client bytes read ahead of the parser (pipelined requests)
         self.client_eof = False
         self.upstream: Stream | None = None
@@ -480,12 +480,18 @@ class ClientConnection:
         self._audit(request, method, target, deny)
         await self._respond(conn, deny.status, deny.message, close=close)
 
+    @functools.cached_property
+    def _peer_requester(self) -> tuple[int, int] | None:
+        """The client's (uid, primary gid), looked up in the passwd database once, when a
+        decision first needs it (a `_ping` or a connection over the cap needs none)."""
+        return requester_of(self.peer)
+
     def _requester(self) -> tuple[int, int] | None:
         """Who the request is made for: through a container's granted socket, the user who
         created that container (its own ids are a range's, handed to the next tenant once
         it is gone); else the client's user."""
         if self.grant is None:
-            return self.peer_requester
+            return self._peer_requester
         grants = self.config.grants
         return grants.requester(self.grant) if grants is not None else None
 
