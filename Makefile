@@ -6,8 +6,8 @@ STAMP      := $(VENV)/.installed
 # The demo uses the admin's file when there is one, the example (ECI on, locked) otherwise.
 ADMIN_SETTINGS ?= $(if $(wildcard /etc/eci/admin-settings.json),/etc/eci/admin-settings.json,$(CURDIR)/examples/admin-settings.json)
 PURE_CORES := src/eci/settings src/eci/errors.py src/eci/engine/layout.py src/eci/engine/config.py \
-              src/eci/runtime/spec.py src/eci/runtime/invocation.py src/eci/runtime/capabilities.py \
-              src/eci/requester.py src/eci/runtime/mountguard.py src/eci/images/manifest.py
+              src/eci/runtime/shim/spec.py src/eci/runtime/shim/invocation.py src/eci/runtime/linux/capabilities.py \
+              src/eci/requester.py src/eci/runtime/confine/mountguard.py src/eci/images/manifest.py
 
 .PHONY: setup host venv demo down test lint unit integration clean
 

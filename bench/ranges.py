@@ -4,7 +4,7 @@
    is always a free one: no collision), on a scratch store directory: this code's store (the
    LRU queue; release without a sweep, to time the store alone), the same with the per-user
    cap counted (a requester holding 0 and 100 ranges), and main's store (`git show
-   main:src/eci/runtime/ranges.py`, which read every slot file on each allocation and release);
+   main:src/eci/runtime/shim/ranges.py`, which read every slot file on each allocation and release);
 2. the sweep a release runs before a range is free again (ranges.ProcSweeper over the real
    /proc, nothing to kill): with the tasks the machine has, then with 500 more processes, to
    show the cost per task. It runs at release (the runtime server's cleanup worker, not waited
@@ -28,8 +28,8 @@ import types
 from collections.abc import Callable
 from pathlib import Path
 
-from eci.runtime import holders
-from eci.runtime.ranges import RANGE_SIZE, Pool, ProcSweeper, RangeStore
+from eci.runtime.shim import holders
+from eci.runtime.shim.ranges import RANGE_SIZE, Pool, ProcSweeper, RangeStore
 
 LIVE = 4096
 SLOTS = 8192
@@ -70,13 +70,13 @@ def show(label: str, samples: list[float]) -> None:
 def main_store_class() -> type:
     """main's RangeStore, loaded from git (it needs nothing this tree lacks)."""
     source = subprocess.run(
-        ["git", "-C", str(REPO), "show", "main:src/eci/runtime/ranges.py"],
+        ["git", "-C", str(REPO), "show", "main:src/eci/runtime/shim/ranges.py"],
         check=True,
         capture_output=True,
         text=True,
     ).stdout
     module = types.ModuleType("eci_main_ranges")
-    exec(compile(source, "main:src/eci/runtime/ranges.py", "exec"), module.__dict__)
+    exec(compile(source, "main:src/eci/runtime/shim/ranges.py", "exec"), module.__dict__)
     return module.RangeStore  # type: ignore[no-any-return]
 
 

@@ -30,7 +30,7 @@ from start import _run  # bench/start.py
 from eci.engine.layout import EngineLayout
 from eci.host.cgroups import cpu_seconds_of
 from eci.host.processes import children_of, cpu_seconds
-from eci.runtime.sysinfo import cgroup_paths
+from eci.runtime.confine.sysinfo import cgroup_paths
 
 MOUNT_SPAM = Path(__file__).parent.parent / "tests" / "security" / "mountspam.c"
 LIMITS = ("--privileged", "--cpus", "0.1", "--pids-limit", "32")

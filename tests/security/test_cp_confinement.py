@@ -2,7 +2,7 @@
 (issue 15, item 7).
 
 The proxy extracts a docker-group user's archive inside the container, with host code (the
-runtime's Python, `runtime/archive.py`). Whatever an archive or the container sets up for it
+runtime's Python, `runtime/cp/archive.py`). Whatever an archive or the container sets up for it
 to meet, that code must have no more power than the container's own processes: the same
 seccomp filter, cgroups, pid and network namespaces (and user and mount), no new
 privileges. The test streams an archive slowly, reads the extractor's /proc entry while it
@@ -21,7 +21,7 @@ import pytest
 from tests.support import TEST_USER, EngineHandle, eventually
 
 from eci.host.processes import children_of
-from eci.runtime.sysinfo import cgroup_paths
+from eci.runtime.confine.sysinfo import cgroup_paths
 
 pytestmark = pytest.mark.engine
 

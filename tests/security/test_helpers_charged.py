@@ -26,7 +26,7 @@ from tests.support import EngineHandle
 from eci.engine.state import load_state
 from eci.host.cgroups import cpu_seconds_of
 from eci.host.processes import children_of, cpu_seconds
-from eci.runtime.sysinfo import cgroup_paths
+from eci.runtime.confine.sysinfo import cgroup_paths
 
 pytestmark = pytest.mark.engine
 

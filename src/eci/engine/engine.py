@@ -40,7 +40,7 @@ from eci.engine.state import EngineState, load_state, save_state, write_atomic
 from eci.errors import EngineError, RuntimeShimError
 from eci.host import cgroups, mounts, network, probe
 from eci.host.processes import SANE_PATH, ProcessId, is_alive, processes_mentioning, spawn, stop
-from eci.runtime.main import host_pool, range_store
+from eci.runtime.shim.lifecycle import host_pool, range_store
 from eci.settings import EffectiveSettings
 
 USER_SOCKET_GROUP = "docker"
@@ -86,7 +86,7 @@ COMPONENTS: tuple[Component, ...] = (
             runtime.PYTHON,
             "-I",
             "-S",
-            runtime.SHIM,
+            runtime.ENTRY,
             "--eci-serve",
             str(lay.state_dir),
         ],
@@ -100,7 +100,7 @@ COMPONENTS: tuple[Component, ...] = (
             runtime.PYTHON,
             "-I",
             "-S",
-            runtime.SHIM,
+            runtime.ENTRY,
             "--eci-supervise",
             str(lay.state_dir),
         ],

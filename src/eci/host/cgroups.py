@@ -12,7 +12,7 @@ import os
 import signal
 from pathlib import Path
 
-from eci.runtime import charge
+from eci.runtime.confine import charge
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 

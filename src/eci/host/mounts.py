@@ -2,8 +2,8 @@
 
 Used by `eci down` and failure paths so nothing eci (or the dockerd it started) mounted stays
 behind. Only mount points at or below the exact directory given are touched. The parsing and
-detaching are the runtime shim's own (`eci.runtime.mountinfo`, `eci.runtime.mounts`): one
-implementation for both.
+detaching are the runtime's own (`eci.runtime.linux.mountinfo`, `eci.runtime.linux.mounts`):
+one implementation for both.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from eci.runtime.mountinfo import is_under, mount_points, mounts_under
-from eci.runtime.mounts import detach_all_under
+from eci.runtime.linux.mountinfo import is_under, mount_points, mounts_under
+from eci.runtime.linux.mounts import detach_all_under
 
 __all__ = ["detach_all_under", "is_under", "make_unbindable", "mount_points", "mounts_under"]
 

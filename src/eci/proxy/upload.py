@@ -1,5 +1,5 @@
 """`docker cp` into a running eci container: the archive goes to the runtime's extractor,
-which unpacks it inside the container as the container's root (`eci.runtime.archive`).
+which unpacks it inside the container as the container's root (`eci.runtime.cp.archive`).
 
 dockerd would write through the container's idmapped root filesystem as host root, which has
 no id there (EOVERFLOW). The extractor is a fresh `python3 -I -S` (it joins the container's
@@ -13,8 +13,8 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from eci.policy import ExtractInContainer
-from eci.runtime import PYTHON, SHIM
-from eci.runtime.archive import FAILED, STATUS
+from eci.runtime import ENTRY, PYTHON
+from eci.runtime.cp.archive import FAILED, STATUS
 
 #: how much of the extractor's reason is kept for the answer
 MAX_REASON = 4096
@@ -29,7 +29,7 @@ async def extract_in_container(
         PYTHON,
         "-I",
         "-S",
-        SHIM,
+        ENTRY,
         "--eci-extract",
         str(decision.pid),
         decision.container_id,
