@@ -55,6 +55,20 @@ def _record(state_dir: Path, registry: str = "", dead: str = "") -> EngineLayout
     return layout
 
 
+def _paths(layout: EngineLayout) -> dict[str, Any]:
+    """The part of the JSON report every engine has, started or not."""
+    return {
+        "stateDir": str(layout.state_dir),
+        "runDir": str(layout.run_dir),
+        "running": False,
+        "sockets": {
+            "user": str(layout.user_socket),
+            "dockerdRaw": str(layout.raw_socket),
+            "containerd": str(layout.containerd_socket),
+        },
+    }
+
+
 def _status(layout: EngineLayout, *args: str) -> tuple[int, str]:
     result = runner.invoke(app, ["status", "--state-dir", str(layout.state_dir), *args])
     return result.exit_code, result.stdout
@@ -76,17 +90,7 @@ def test_never_started_engine_as_json_names_only_paths(tmp_path: Path) -> None:
     layout = EngineLayout.for_state_dir(tmp_path)
     code, text = _status(layout, "--json")
     assert code == 3
-    assert json.loads(text) == {
-        "stateDir": str(tmp_path),
-        "runDir": str(layout.run_dir),
-        "running": False,
-        "sockets": {
-            "user": str(layout.user_socket),
-            "dockerdRaw": str(layout.raw_socket),
-            "containerd": str(layout.containerd_socket),
-        },
-        "processes": {},
-    }
+    assert json.loads(text) == {**_paths(layout), "processes": {}}
 
 
 def test_running_engine_lists_every_part_and_its_registry(tmp_path: Path) -> None:
@@ -123,18 +127,12 @@ def test_json_report_of_a_started_engine(tmp_path: Path, registry: str) -> None:
     code, text = _status(layout, "--json")
     assert code == 3
     report: dict[str, Any] = json.loads(text)
-    writer = {"registryWriter": str(layout.registry_writer_socket)} if registry else {}
+    expected = _paths(layout)
+    if registry:
+        expected["sockets"]["registryWriter"] = str(layout.registry_writer_socket)
     names = PARTS[:4] + (REGISTRY_PARTS if registry else []) + PARTS[4:]
     assert report == {
-        "stateDir": str(tmp_path),
-        "runDir": str(layout.run_dir),
-        "running": False,
-        "sockets": {
-            "user": str(layout.user_socket),
-            "dockerdRaw": str(layout.raw_socket),
-            "containerd": str(layout.containerd_socket),
-            **writer,
-        },
+        **expected,
         "processes": {
             n: {"pid": GONE.pid, "alive": False}
             if n == "lxcfs"
