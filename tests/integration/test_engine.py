@@ -11,7 +11,7 @@ import subprocess
 import pytest
 from tests.support import DOCKER_CLIS, TEST_USER, EngineHandle, run
 
-from eci.engine.engine import COMPONENTS
+from eci.engine.components import COMPONENTS
 from eci.images.catalog import TEST_IMAGES
 
 pytestmark = pytest.mark.engine

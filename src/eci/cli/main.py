@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from eci.engine.layout import EngineLayout
+from eci.engine.report import StatusReport
 from eci.engine.state import EngineState
 from eci.errors import EciError
 
@@ -132,30 +133,35 @@ def status(state_dir: StateDir = None, as_json: AsJson = False) -> None:
 
     report = engine.status(EngineLayout.for_state_dir(state_dir))
     if as_json:
-        _print_json(report)
+        _print_json(report.to_json())
     else:
-        out.print(
-            f"eci engine: {'running' if report['running'] else 'not running'}"
-            f" (state {report['stateDir']})",
-            highlight=False,
-        )
-        width = max(map(len, [*report["processes"], *report["sockets"], "registry"]))
-        for name, proc in report["processes"].items():
-            alive = "running" if proc["alive"] else "DEAD"
-            out.print(f"  {name:<{width}} pid {proc['pid']:<8} {alive}", highlight=False)
-        for name, path in report["sockets"].items():
-            out.print(f"  socket {name:<{width}} {path}", highlight=False)
-        if report.get("registry"):
-            mirror = f"{report['registry']} (docker.io mirror, read-only)"
-            out.print(f"  {'registry':<{width}} {mirror}", highlight=False)
-        if "settings" in report:
-            eci = report["settings"]["enhancedContainerIsolation"]
-            out.print(
-                f"  ECI {'on' if eci['value'] else 'OFF'} (source: {eci['source']['description']})",
-                highlight=False,
-            )
-    if not report["running"]:
+        _print_status(report)
+    if not report.running:
         raise typer.Exit(3)
+
+
+def _print_status(report: StatusReport) -> None:
+    """One line per process and socket, names in one column as wide as the longest."""
+    out.print(
+        f"eci engine: {'running' if report.running else 'not running'} (state {report.state_dir})",
+        highlight=False,
+    )
+    width = max(map(len, [*report.processes, *report.sockets, "registry"]))
+    for name, proc in report.processes.items():
+        alive = "running" if proc.alive else "DEAD"
+        out.print(f"  {name:<{width}} pid {proc.pid:<8} {alive}", highlight=False)
+    for name, path in report.sockets.items():
+        out.print(f"  socket {name:<{width}} {path}", highlight=False)
+    recorded = report.recorded
+    if recorded is None:
+        return
+    if recorded.registry:
+        mirror = f"{recorded.registry} (docker.io mirror, read-only)"
+        out.print(f"  {'registry':<{width}} {mirror}", highlight=False)
+    out.print(
+        f"  ECI {'on' if recorded.eci_applied else 'OFF'} (source: {recorded.eci_source})",
+        highlight=False,
+    )
 
 
 @app.command("audit-log")

@@ -4,7 +4,8 @@ loopback registry when asked for: `eci up --registry`).
 `up` is idempotent and all-or-nothing: on any failure everything started by that call is stopped
 again (by pid), mounts under eci's directories are detached and the bridge it created is removed.
 `down` stops only processes recorded in engine.json (pid + start time) and the containerd shims
-that were started with this engine's own containerd socket.
+that were started with this engine's own containerd socket. Which daemons there are and how
+each is treated (restarted alone, reloaded, given time to stop) is the table in components.py.
 """
 
 from __future__ import annotations
@@ -16,16 +17,18 @@ import json
 import os
 import shutil
 import signal
-import socket
 import stat
-import sys
-from collections.abc import Callable
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
-from eci import runtime
+from eci.engine.components import (
+    COMPONENTS,
+    REGISTRY_COMMAND,
+    USER_SOCKET_GROUP,
+    Component,
+    components,
+    lost_parts,
+)
 from eci.engine.config import (
     EngineOptions,
     containerd_config,
@@ -36,143 +39,15 @@ from eci.engine.config import (
     runtime_launcher,
 )
 from eci.engine.layout import RANGES_DIR, EngineLayout
+from eci.engine.report import DownReport, ProcessStatus, RecordedEngine, StatusReport
 from eci.engine.state import EngineState, load_state, save_state, write_atomic
 from eci.errors import EngineError, RuntimeShimError
 from eci.host import cgroups, mounts, network, probe
-from eci.host.processes import SANE_PATH, ProcessId, is_alive, processes_mentioning, spawn, stop
+from eci.host.processes import SANE_PATH, ProcessId, is_alive, spawn, stop
 from eci.runtime.shim.lifecycle import host_pool, range_store
 from eci.settings import EffectiveSettings
 
-USER_SOCKET_GROUP = "docker"
 REQUIRED_COMMANDS = ("dockerd", "containerd", "runc", "ip", "lxcfs")
-REGISTRY_COMMAND = "docker-registry"
-#: sockets only root may use, made 0600 as well as sitting in the 0700 private dir
-ROOT_ONLY_SOCKETS: dict[str, Callable[[EngineLayout], Path]] = {
-    "dockerd": lambda lay: lay.raw_socket,
-    "registry-writer": lambda lay: lay.registry_writer_socket,
-}
-#: parts whose loss must not cost running containers a restart: `eci up` restarts them alone
-RESTARTABLE = ("runtime-server", "mount-supervisor", "lxcfs")
-
-
-@dataclass(frozen=True)
-class Component:
-    """One daemon of the engine: how to start it and how to know it is ready."""
-
-    name: str
-    argv: Callable[[EngineLayout, EngineState], list[str]]
-    ready: Callable[[EngineLayout, EngineState], bool]
-    timeout: float
-    #: runs only in an engine started with its registry (`eci up --registry`)
-    registry: bool = False
-
-
-def _registry_part(
-    name: str,
-    config: Callable[[EngineLayout], Path],
-    ready: Callable[[EngineLayout, EngineState], bool],
-) -> Component:
-    """One of the registry's two processes: the same command and storage, its own config."""
-    return Component(
-        name, lambda lay, st: [REGISTRY_COMMAND, "serve", str(config(lay))], ready, 30.0, True
-    )
-
-
-COMPONENTS: tuple[Component, ...] = (
-    # First up, last down: containers of dockerd's last moments still get their cleanup.
-    Component(
-        "runtime-server",
-        lambda lay, st: [
-            runtime.PYTHON,
-            "-I",
-            "-S",
-            runtime.ENTRY,
-            "--eci-serve",
-            str(lay.state_dir),
-        ],
-        lambda lay, st: (lay.runtime_server_dir / "pid").exists(),
-        30.0,
-    ),
-    # Before containerd: no container starts without its mount rules and virtualized /proc.
-    Component(
-        "mount-supervisor",
-        lambda lay, st: [
-            runtime.PYTHON,
-            "-I",
-            "-S",
-            runtime.ENTRY,
-            "--eci-supervise",
-            str(lay.state_dir),
-        ],
-        lambda lay, st: (lay.supervisor_dir / "pid").exists(),
-        30.0,
-    ),
-    Component(
-        "lxcfs",
-        lambda lay, st: [
-            "lxcfs",
-            "--foreground",
-            "--enable-loadavg",
-            "--enable-pidfd",
-            "--pidfile",
-            str(lay.private_dir / "lxcfs.pid"),
-            str(lay.lxcfs_dir),
-        ],
-        lambda lay, st: (lay.lxcfs_dir / "proc" / "uptime").exists(),
-        30.0,
-    ),
-    Component(
-        "containerd",
-        lambda lay, st: ["containerd", "--config", str(lay.containerd_config)],
-        lambda lay, st: _socket_accepts(lay.containerd_socket),
-        30.0,
-    ),
-    # The registry's write side first: the mirror must never serve a storage nobody can fill.
-    _registry_part(
-        "registry-writer",
-        lambda lay: lay.registry_writer_config,
-        lambda lay, st: probe.http_status_unix(lay.registry_writer_socket, "/v2/") == 200,
-    ),
-    _registry_part(
-        "registry",
-        lambda lay: lay.registry_config,
-        lambda lay, st: probe.http_status_tcp(st.registry_address, "/v2/") == 200,
-    ),
-    Component(
-        "dockerd",
-        lambda lay, st: ["dockerd", "--config-file", str(lay.dockerd_config)],
-        lambda lay, st: probe.http_status_unix(lay.raw_socket, "/_ping") == 200,
-        60.0,
-    ),
-    Component(
-        "proxy",
-        lambda lay, st: [
-            sys.executable,
-            "-m",
-            "eci.proxy",
-            "--state-dir",
-            str(lay.state_dir),
-            "--group",
-            USER_SOCKET_GROUP,
-        ],
-        lambda lay, st: probe.http_status_unix(lay.user_socket, "/_ping") == 200,
-        30.0,
-    ),
-)
-
-
-def components(state: EngineState) -> tuple[Component, ...]:
-    """The daemons of this engine: the registry's two only if it was started with them."""
-    return tuple(c for c in COMPONENTS if state.registry_address or not c.registry)
-
-
-def _socket_accepts(path: Path) -> bool:
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.connect(str(path))
-        return True
-    except OSError:
-        return False
 
 
 def runtime_shim_path() -> Path:
@@ -255,8 +130,8 @@ def up(
         for component in components(state):
             state.processes[component.name] = _start(layout, state, component)
             save_state(layout.state_file, state, _docker_gid())
-            if component.name in ROOT_ONLY_SOCKETS:
-                os.chmod(ROOT_ONLY_SOCKETS[component.name](layout), 0o600)
+            if component.root_only_socket is not None:
+                os.chmod(component.root_only_socket(layout), 0o600)
     except BaseException:
         save_state(layout.state_file, state, _docker_gid())
         down(layout)
@@ -298,24 +173,20 @@ def _registry_address(layout: EngineLayout) -> str:
 
 
 def _restart_lost_parts(layout: EngineLayout) -> list[str]:
-    """Start the runtime server, the mount supervisor or lxcfs again if only they are gone.
-    Their loss must not cost the running containers a restart of the engine: without the
-    server starts are slower; without the supervisor containers' mount calls wait for it
-    (it takes their listeners back from the keepers); without lxcfs new containers do not
-    start (and running ones read errors, never the host's numbers, from their old binds)."""
+    """Start the restartable parts again (each says why it is one) if only they are gone:
+    their loss must not cost the running containers a restart of the engine."""
     state = load_state(layout.state_file)
     if state is None:
         return []
-    core = [c.name for c in components(state) if c.name not in RESTARTABLE]
-    if not all(n in state.processes and is_alive(state.processes[n]) for n in core):
-        return []
+    recorded = state.processes
+
+    def alive(name: str) -> bool:
+        return name in recorded and is_alive(recorded[name])
+
     restarted = []
-    for component in components(state):
-        recorded = state.processes.get(component.name)
-        if component.name not in RESTARTABLE or (recorded is not None and is_alive(recorded)):
-            continue
-        if component.name == "lxcfs":
-            mounts.detach_all_under(layout.lxcfs_dir)  # its dead FUSE mount
+    for component in lost_parts(components(state), alive):
+        if component.before_restart is not None:
+            component.before_restart(layout)
         state.processes[component.name] = _start(layout, state, component)
         save_state(layout.state_file, state, _docker_gid())
         restarted.append(component.name)
@@ -406,49 +277,38 @@ def _apply_settings(
     """New settings for a running engine: rewrite daemon.json and let dockerd reload it (SIGHUP
     reloads the default runtime); new containers get the new setting at once."""
     _write_configs(layout, state, settings)
-    os.kill(state.processes["dockerd"].pid, signal.SIGHUP)
-    os.kill(state.processes["proxy"].pid, signal.SIGHUP)  # re-reads effective-settings.json
+    for component in components(state):
+        if component.reloads_on_sighup:
+            os.kill(state.processes[component.name].pid, signal.SIGHUP)
     state.settings = settings.to_json()
     state.eci_enabled = settings.eci_enabled
     save_state(layout.state_file, state, _docker_gid())
     return state
 
 
-@dataclass
-class DownReport:
-    stopped: list[str]
-    killed_container_processes: int
-    stray_shims: int
-    detached_mounts: list[str]
-    bridge_removed: bool
-    released_ranges: int
-
-
 def down(layout: EngineLayout) -> DownReport:
     """Stop what this engine started, leave no mount, process or interface behind."""
     state = load_state(layout.state_file)
     recorded = state.processes if state is not None else {}
-    stopped: list[str] = []
-    stray = killed = 0
+    report = DownReport()
     for component in reversed(COMPONENTS):
-        if component.name == "containerd":
-            # dockerd stopped its containers; after a crash some may still run: kill them
-            # (they sit below our cgroup parent), then the shims that watched them.
-            killed = cgroups.kill_all(layout.cgroup_parent)
-            stray = _stop_stray_shims(layout)
+        if component.before_stop is not None:
+            component.before_stop(layout, report)
         proc = recorded.get(component.name)
-        if proc is not None and stop(proc, timeout=40.0 if component.name == "dockerd" else 15.0):
-            stopped.append(component.name)
-        if component.name == "mount-supervisor":
-            _stop_keepers(layout)
-    detached = mounts.detach_all_under(layout.run_dir) + mounts.detach_all_under(layout.state_dir)
+        if proc is not None and stop(proc, timeout=component.stop_timeout):
+            report.stopped.append(component.name)
+        if component.after_stop is not None:
+            component.after_stop(layout, report)
+    report.detached_mounts = mounts.detach_all_under(layout.run_dir) + mounts.detach_all_under(
+        layout.state_dir
+    )
     cgroups.remove_subtree(layout.cgroup_parent)
-    released = _release_ranges(layout)
-    bridge_removed = network.remove_bridge(layout.bridge_name, layout.state_dir)
+    report.released_ranges = _release_ranges(layout)
+    report.bridge_removed = network.remove_bridge(layout.bridge_name, layout.state_dir)
     if not mounts.mounts_under(layout.run_dir):
         shutil.rmtree(layout.run_dir, ignore_errors=True)
     layout.state_file.unlink(missing_ok=True)
-    return DownReport(stopped, killed, stray, detached, bridge_removed, released)
+    return report
 
 
 def _release_ranges(layout: EngineLayout) -> int:
@@ -472,54 +332,31 @@ def _release_ranges(layout: EngineLayout) -> int:
     return len(ours)
 
 
-def _stop_keepers(layout: EngineLayout) -> None:
-    """The supervisor's keepers (each holds a container's seccomp listener) outlive it on
-    purpose; with the engine down they have nothing left to keep."""
-    keepers = layout.supervisor_dir / "keepers"
-    for path in keepers.glob("[0-9]*") if keepers.is_dir() else []:
-        try:
-            _, _, started = path.read_text().split()
-            stop(ProcessId("keeper", int(path.name), int(started)), timeout=5.0)
-        except (OSError, ValueError):
-            pass
-        path.unlink(missing_ok=True)
-
-
-def _stop_stray_shims(layout: EngineLayout) -> int:
-    """containerd shims outlive containerd; ours carry our containerd socket path in argv."""
-    shims = processes_mentioning(str(layout.containerd_socket))
-    for shim in shims:
-        stop(shim, timeout=5.0)
-    return len(shims)
-
-
-def status(layout: EngineLayout) -> dict[str, Any]:
+def status(layout: EngineLayout) -> StatusReport:
+    """The engine as engine.json records it, each recorded process checked to be alive."""
     state = load_state(layout.state_file)
-    report: dict[str, Any] = {
-        "stateDir": str(layout.state_dir),
-        "runDir": str(layout.run_dir),
-        "running": False,
-        "sockets": {
-            "user": str(layout.user_socket),
-            "dockerdRaw": str(layout.raw_socket),
-            "containerd": str(layout.containerd_socket),
-        },
-        "processes": {},
+    sockets = {
+        "user": layout.user_socket,
+        "dockerdRaw": layout.raw_socket,
+        "containerd": layout.containerd_socket,
     }
     if state is None:
-        return report
+        return StatusReport(layout.state_dir, layout.run_dir, False, sockets, {})
     if state.registry_address:
-        report["sockets"]["registryWriter"] = str(layout.registry_writer_socket)
-    report["processes"] = {
-        name: {"pid": p.pid, "alive": is_alive(p)} for name, p in state.processes.items()
-    }
-    report["running"] = running_state(layout) is not None
-    report.update(
-        eciEnabled=state.eci_enabled,
-        settings=state.settings,
-        registry=state.registry_address or None,
-        bridge={"name": state.bridge, "cidr": state.bridge_cidr},
-        startedAt=state.started_at,
-        logs=str(layout.log_dir),
+        sockets["registryWriter"] = layout.registry_writer_socket
+    return StatusReport(
+        state_dir=layout.state_dir,
+        run_dir=layout.run_dir,
+        running=running_state(layout) is not None,
+        sockets=sockets,
+        processes={name: ProcessStatus(p.pid, is_alive(p)) for name, p in state.processes.items()},
+        recorded=RecordedEngine(
+            eci_enabled=state.eci_enabled,
+            settings=state.settings,
+            registry=state.registry_address or None,
+            bridge=state.bridge,
+            bridge_cidr=state.bridge_cidr,
+            started_at=state.started_at,
+            log_dir=layout.log_dir,
+        ),
     )
-    return report

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from eci.engine.components import components
 from eci.engine.config import (
     EngineOptions,
     containerd_config,
@@ -16,7 +17,6 @@ from eci.engine.config import (
     registry_writer_config,
     runtime_config,
 )
-from eci.engine.engine import components
 from eci.engine.layout import DEFAULT_RUN_DIR, DEFAULT_STATE_DIR, EngineLayout
 from eci.engine.state import EngineState
 from eci.host.mounts import is_under
