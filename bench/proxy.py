@@ -8,14 +8,18 @@ proxy) and on dockerd's own socket (direct), the variants interleaved in one loo
 1. latency of ``GET /v1.41/containers/json``: a keep-alive client (one connection, many
    requests) and a new connection per request (as the Docker CLI does); p50 and p99;
 2. throughput of ``docker cp`` out (``GET /containers/{id}/archive?path=/big``) and of
-   ``GET /containers/{id}/logs?stdout=1``, bodies read and thrown away; median of the reps;
+   ``GET /containers/{id}/logs?stdout=1``, bodies read and thrown away; median of the reps,
+   the spread of the per-repetition ratios, and the CPU per GiB of the proxy and of dockerd
+   (``/proc/PID/stat``: the machine's other load does not move it as it moves the rates);
 3. the proxy's memory while two SIZE archives stream through it concurrently: VmRSS sampled
    every 50 ms (and VmHWM, reset just before).
 
 The client is a raw unix socket with minimal HTTP/1.1, identical for both paths. Prints a
-markdown table, writes JSON with ``--json``, and tears the engine down.
+markdown table, writes JSON with ``--json``, and tears the engine down. ``--baseline SRC`` adds
+a second proxy, run from another checkout's ``src/`` (e.g. ``main``'s) in front of the same
+dockerd, to the throughput loop: before and after side by side in one run.
 
-    .venv/bin/python bench/proxy.py [--quick] [--json out.json]
+    .venv/bin/python bench/proxy.py [--quick] [--streams-only] [--baseline SRC] [--json out.json]
 """
 
 from __future__ import annotations
@@ -341,42 +345,122 @@ class Throughput:
     direct_mib_s: float
     ratio: float
     proxy_cpu_s_per_gib: float  # the proxy process's user+system CPU per GiB relayed
+    #: proxy / direct of each repetition (the two run back to back): the spread
+    ratios: list[float] = field(default_factory=list)
+    #: dockerd's CPU per GiB (median) on each path: what the stream costs it
+    dockerd_cpu_s_per_gib: dict[str, float] = field(default_factory=dict)
+    #: with ``--baseline``: the other checkout's proxy, measured in the same loop
+    baseline_mib_s: float | None = None
+    baseline_ratio: float | None = None
+    baseline_ratios: list[float] = field(default_factory=list)
+    baseline_cpu_s_per_gib: float | None = None
 
 
-def measure_throughput(layout: EngineLayout, box: Containers, reps: int) -> list[Throughput]:
-    targets = {
-        "docker cp out (archive)": f"/v1.41/containers/{box.big}/archive?path=/big",
-        "logs": f"/v1.41/containers/{box.logs}/logs?stdout=1",
-    }
+STREAMS = {
+    "docker cp out (archive)": "/v1.41/containers/{big}/archive?path=/big",
+    "logs": "/v1.41/containers/{logs}/logs?stdout=1",
+}
+
+
+def measure_throughput(
+    layout: EngineLayout, box: Containers, reps: int, baseline: Path | None = None
+) -> list[Throughput]:
+    """Each stream on each path in turn, the order of the paths rotated every repetition;
+    the CPU of the proxy that relays it, and dockerd's, counted around each stream."""
+    targets = {what: t.format(big=box.big, logs=box.logs) for what, t in STREAMS.items()}
     paths = {"proxy": layout.user_socket, "direct": layout.raw_socket}
-    pid = listener_pid(layout.user_socket)
+    if baseline is not None:
+        paths["baseline"] = baseline
+    pids = {name: listener_pid(path) for name, path in paths.items()}  # (direct: dockerd)
+    dockerd = pids["direct"]
     rates: dict[tuple[str, str], list[float]] = {(t, p): [] for t in targets for p in paths}
-    cpu: dict[str, list[float]] = {t: [] for t in targets}
+    cpu: dict[tuple[str, str], list[float]] = {(t, p): [] for t in targets for p in paths}
+    dockerd_cpu: dict[tuple[str, str], list[float]] = {(t, p): [] for t in targets for p in paths}
     sizes: dict[str, int] = {}
     for target in targets.values():  # warm-up: page cache, dockerd
         for path in paths.values():
             stream(path, target)
+    names = list(paths)
     for rep in range(reps):
         for what, target in targets.items():
-            order = list(paths) if rep % 2 == 0 else list(reversed(paths))
-            for name in order:
-                cpu0 = cpu_seconds(pid)
+            shift = rep % len(names)
+            for name in names[shift:] + names[:shift]:
+                cpu0, dockerd0 = cpu_seconds(pids[name]), cpu_seconds(dockerd)
                 body, seconds = stream(paths[name], target)
-                if name == "proxy":
-                    cpu[what].append((cpu_seconds(pid) - cpu0) / (body / GiB))
+                gib = body / GiB
+                cpu[what, name].append((cpu_seconds(pids[name]) - cpu0) / gib)
+                dockerd_cpu[what, name].append((cpu_seconds(dockerd) - dockerd0) / gib)
                 if sizes.setdefault(what, body) != body:
                     raise SystemExit(f"{what}: {body} bytes, earlier {sizes[what]}")
                 rates[what, name].append(body / seconds / MiB)
     results = []
     for what in targets:
-        proxy = statistics.median(rates[what, "proxy"])
-        direct = statistics.median(rates[what, "direct"])
-        results.append(
-            Throughput(
-                what, sizes[what], reps, proxy, direct, proxy / direct, statistics.median(cpu[what])
-            )
+        direct = rates[what, "direct"]
+
+        def ratios(name: str, what: str = what, direct: list[float] = direct) -> list[float]:
+            return [round(a / b, 3) for a, b in zip(rates[what, name], direct, strict=True)]
+
+        t = Throughput(
+            what,
+            sizes[what],
+            reps,
+            statistics.median(rates[what, "proxy"]),
+            statistics.median(direct),
+            statistics.median(rates[what, "proxy"]) / statistics.median(direct),
+            statistics.median(cpu[what, "proxy"]),
+            ratios("proxy"),
+            {name: statistics.median(dockerd_cpu[what, name]) for name in paths},
         )
+        if baseline is not None:
+            t.baseline_mib_s = statistics.median(rates[what, "baseline"])
+            t.baseline_ratio = t.baseline_mib_s / t.direct_mib_s
+            t.baseline_ratios = ratios("baseline")
+            t.baseline_cpu_s_per_gib = statistics.median(cpu[what, "baseline"])
+        results.append(t)
     return results
+
+
+_BASELINE_PROXY = """
+import asyncio, sys
+from pathlib import Path
+from eci.engine.layout import EngineLayout
+from eci.proxy.limits import Limits
+from eci.proxy.memory import keep_stream_buffers_on_the_heap
+from eci.proxy.server import Proxy
+proxy = Proxy(EngineLayout.for_state_dir(Path(sys.argv[1])), "docker", Limits())
+proxy.config.grants = None  # the engine's own proxy serves the grants
+keep_stream_buffers_on_the_heap()
+asyncio.run(proxy.serve(Path(sys.argv[2])))
+"""
+
+
+@contextlib.contextmanager
+def baseline_proxy(layout: EngineLayout, src: Path) -> Iterator[Path]:
+    """A second proxy, the code of another checkout's ``src`` (e.g. ``main``), in front of the
+    same dockerd on a socket of its own: before and after measured side by side, one run."""
+    listen = layout.state_dir / "baseline.sock"
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    args = [sys.executable, "-c", _BASELINE_PROXY, str(layout.state_dir), str(listen)]
+    proc = subprocess.Popen(args, cwd=src, env=env)  # (cwd first on sys.path: src's eci)
+    try:
+        deadline = time.monotonic() + 30
+        while not _answers(listen):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the baseline proxy from {src} did not start")
+            time.sleep(0.1)
+        yield listen
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def _answers(path: Path) -> bool:
+    try:
+        with _connect(path) as sock:
+            sock.sendall(_request("/_ping"))
+            return Response(sock).read()[0] == 200
+    except OSError:
+        return False
 
 
 @dataclass
@@ -435,7 +519,11 @@ def _size(n: int) -> str:
     return f"{n / GiB:g} GiB" if n >= GiB else f"{n / MiB:g} MiB"
 
 
-def table(lat: list[Latency], thr: list[Throughput], mem: Memory, size: int, n: int) -> str:
+#: proxy / direct the relays should reach (issue 16)
+STREAM_GOAL = 0.95
+
+
+def table(lat: list[Latency], thr: list[Throughput], mem: Memory | None, size: int, n: int) -> str:
     rows = [
         f"| measurement | proxy | direct | proxy {MINUS} direct, proxy / direct | goal |",
         "|---|---|---|---|---|",
@@ -454,15 +542,39 @@ def table(lat: list[Latency], thr: list[Throughput], mem: Memory, size: int, n: 
         rows.append(
             f"| {t.what}, {_size(size)} (median of {t.reps}) | {t.proxy_mib_s:.0f} MiB/s "
             f"| {t.direct_mib_s:.0f} MiB/s | {t.ratio:.2f}{TIMES} "
-            f"| ≥ 0.90{TIMES}: {_yes(t.ratio >= 0.90)} |"
+            f"| ≥ {STREAM_GOAL:.2f}{TIMES}: {_yes(t.ratio >= STREAM_GOAL)} |"
         )
-    rows.append(
-        f"| proxy RSS, {mem.streams} {TIMES} {_size(size)} archives at once: max VmRSS "
-        f"(VmHWM; idle) | {mem.max_rss_kib / 1024:.1f} MiB ({mem.hwm_kib / 1024:.1f}; "
-        f"{mem.idle_rss_kib / 1024:.1f}) | — | — "
-        f"| < 64 MiB: {_yes(max(mem.max_rss_kib, mem.hwm_kib) < 64 * 1024)} |"
-    )
+    if mem is not None:
+        rows.append(
+            f"| proxy RSS, {mem.streams} {TIMES} {_size(size)} archives at once: max VmRSS "
+            f"(VmHWM; idle) | {mem.max_rss_kib / 1024:.1f} MiB ({mem.hwm_kib / 1024:.1f}; "
+            f"{mem.idle_rss_kib / 1024:.1f}) | — | — "
+            f"| < 64 MiB: {_yes(max(mem.max_rss_kib, mem.hwm_kib) < 64 * 1024)} |"
+        )
     return "\n".join(rows)
+
+
+def _spread(ratios: list[float]) -> str:
+    return f"{min(ratios):.2f}-{max(ratios):.2f}" if ratios else "-"
+
+
+def stream_costs(thr: list[Throughput]) -> str:
+    """Per stream: the spread of the ratios and the CPU per GiB of each process on the way."""
+    lines = []
+    for t in thr:
+        dockerd = ", ".join(f"{k} {v:.2f}" for k, v in t.dockerd_cpu_s_per_gib.items())
+        lines.append(
+            f"{t.what}: proxy / direct {t.ratio:.2f}{TIMES} (per repetition "
+            f"{_spread(t.ratios)}); CPU s per GiB: proxy {t.proxy_cpu_s_per_gib:.2f}, "
+            f"dockerd on each path {dockerd}"
+        )
+        if t.baseline_ratio is not None and t.baseline_cpu_s_per_gib is not None:
+            lines.append(
+                f"  baseline proxy: {t.baseline_mib_s:.0f} MiB/s, {t.baseline_ratio:.2f}{TIMES} "
+                f"(per repetition {_spread(t.baseline_ratios)}); "
+                f"CPU {t.baseline_cpu_s_per_gib:.2f} s per GiB"
+            )
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -471,6 +583,15 @@ def main() -> None:
     parser.add_argument("--requests", type=int, help="latency requests per variant")
     parser.add_argument("--size", type=int, help="bytes of the archive file and of the logs")
     parser.add_argument("--reps", type=int, default=5, help="throughput repetitions")
+    parser.add_argument(
+        "--streams-only", action="store_true", help="throughput only (no latency, no memory)"
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="SRC",
+        help="also measure a proxy run from this checkout's src/ directory, side by side",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     size = args.size or (64 * MiB if args.quick else GiB)
@@ -478,12 +599,19 @@ def main() -> None:
     reps = 3 if args.quick and args.reps == 5 else args.reps
     t0 = time.perf_counter()
     load_before = os.getloadavg()
-    with engine() as layout:
+    lat: list[Latency] = []
+    mem: Memory | None = None
+    with engine() as layout, contextlib.ExitStack() as stack:
+        baseline = None
+        if args.baseline is not None:
+            baseline = stack.enter_context(baseline_proxy(layout, args.baseline.resolve()))
         box = make_containers(layout, size)
         try:
-            lat = measure_latency(layout, requests)
-            thr = measure_throughput(layout, box, reps)
-            mem = measure_memory(layout, box, 2)
+            if not args.streams_only:
+                lat = measure_latency(layout, requests)
+            thr = measure_throughput(layout, box, reps, baseline)
+            if not args.streams_only:
+                mem = measure_memory(layout, box, 2)
         finally:
             remove_containers(layout, box.all)
     print(table(lat, thr, mem, size, requests))
@@ -493,17 +621,17 @@ def main() -> None:
     load = [round(x, 2) for x in (*load_before[:1], *os.getloadavg()[:1])]
     print(f"\n{machine}; load average {load[0]} before, {load[1]} after; ", end="")
     print(f"{time.perf_counter() - t0:.0f} s in all")
-    for t in thr:
-        print(f"proxy CPU for {t.what}: {t.proxy_cpu_s_per_gib:.2f} s per GiB relayed")
+    print(stream_costs(thr))
     if args.json:
         result = {
             "machine": machine,
             "load_average_before_after": load,
             "size_bytes": size,
             "requests": requests,
+            "baseline": str(args.baseline) if args.baseline else None,
             "latency": [asdict(x) for x in lat],
             "throughput": [asdict(t) for t in thr],
-            "memory": asdict(mem),
+            "memory": asdict(mem) if mem is not None else None,
         }
         args.json.write_text(json.dumps(result, indent=2) + "\n")
 

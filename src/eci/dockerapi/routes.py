@@ -35,8 +35,8 @@ class Route:
     body: Body = Body.BUFFERED
     #: the connection turns into a raw bidirectional stream after the response head
     hijack: bool = False
-    #: the response is a bulk download (a tarball): asked with ``Connection: close``, so the
-    #: proxy relays it until EOF without following its framing
+    #: the response is bulk (a tarball, a container's logs): asked with ``Connection: close``,
+    #: so the proxy relays it until EOF without following its framing (spliced in the kernel)
     download: bool = False
 
     def pattern(self) -> re.Pattern[str]:
@@ -87,7 +87,7 @@ ROUTES: tuple[Route, ...] = (
     _r("container.prune", "POST", "/containers/prune"),
     _r("container.inspect", "GET", "/containers/{id}/json"),
     _r("container.top", "GET", "/containers/{id}/top"),
-    _r("container.logs", "GET", "/containers/{id}/logs"),
+    _r("container.logs", "GET", "/containers/{id}/logs", download=True),
     _r("container.changes", "GET", "/containers/{id}/changes"),
     _r("container.export", "GET", "/containers/{id}/export", download=True),
     _r("container.stats", "GET", "/containers/{id}/stats"),

@@ -16,8 +16,8 @@ Responses are relayed as dockerd sent them, unbuffered, with backpressure; an h1
 parser reads along only to find where each response ends. Hijacked routes (attach, exec
 start, /session, /grpc) become a raw bidirectional pipe with half-close once dockerd
 switches protocols (101) or starts the raw stream (200). Bulk downloads (`docker cp` out,
-`export`, `save`) are asked with ``Connection: close``: their body ends with the upstream
-connection, so it is spliced through in the kernel (``proxy/splice.py``) without being read.
+`export`, `save`) and `logs` are asked with ``Connection: close``: their body ends with the
+upstream connection, so it is spliced through in the kernel (``proxy/splice.py``) unread.
 
 What a client can make the proxy hold is bounded (``proxy/limits.py``): a policed body has
 its route's size limit and reserves its size in the budget shared by all connections

@@ -1,17 +1,20 @@
 """Relaying a response body that ends with the connection, in the kernel (``os.splice``).
 
-Bulk downloads (`docker cp` out, `export`, `save`) are forwarded with ``Connection: close``, so
-their body ends where dockerd closes the connection: the proxy has no framing to follow and no
-reason to look at the bytes. Reading them into Python (a fresh ``bytes`` per read, the
-StreamReader's buffer, the transport's) cost ~1.4 s of CPU per GiB, taken from dockerd on a
-small machine. Here they go socket → pipe → socket without entering user space.
+Bulk downloads (`docker cp` out, `export`, `save`) and `logs` are forwarded with
+``Connection: close``, so their body ends where dockerd closes the connection: the proxy has no
+framing to follow and no reason to look at the bytes. Reading them into Python (a fresh
+``bytes`` per read, the StreamReader's buffer, the transport's) cost ~1.4 s of CPU per GiB of a
+download and 2.6 s of logs (one chunk per line), taken from dockerd on a small machine. Here
+they go socket → pipe → socket without entering user space.
 
 Why a thread with a blocking read: dockerd writes ~32 KiB at a time, and an event loop wakes
 for each write (measured: 26k wake-ups and 90k splices per GiB, 0.6-0.8 s of CPU). A blocking
 splice with ``SO_RCVLOWAT`` returns only once ``BATCH`` bytes are in (or ``SO_RCVTIMEO`` has
 passed with fewer, so a trickle is not held back long): ~8k splices per GiB, 0.3-0.4 s. The
 kernel still moves each of dockerd's writes into the pipe as it lands, so dockerd never waits
-on a full socket.
+on a full socket; that is also most of what is left (a context switch of the thread per write,
+and one of dockerd's writer per skb freed): sleeping between reads instead was measured to
+cost more CPU and to stall a fast download (docs/benchmarks.md).
 
 Backpressure is the pipe: the thread reads again only once the client has taken everything in
 it, so a slow client costs at most one pipe of kernel memory and nothing in the process. The

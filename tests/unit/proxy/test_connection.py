@@ -893,6 +893,45 @@ def test_a_download_is_asked_with_close_and_relayed_byte_for_byte_until_eof(
     run(scenario())
 
 
+LOGS = "/v1.41/containers/eci-c/logs?stdout=1&follow=1"
+LOGS_HEAD = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.docker.raw-stream\r\n"
+    b"Connection: close\r\nTransfer-Encoding: chunked\r\n\r\n"
+)
+
+
+def test_logs_are_spliced_and_each_line_arrives_as_it_is_written(tmp_path: Path) -> None:
+    """`docker logs -f`: asked with close and spliced like a download, yet a line is relayed
+    while dockerd waits for the next one (the splice's batching holds nothing back)."""
+    lines = [b"%x\r\n%s\r\n" % (len(x), x) for x in (b"one\n", b"two\n", b"three\n")]
+    client_has = [asyncio.Event() for _ in lines]
+
+    async def follow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: bytes) -> None:
+        for line, seen in zip(lines, client_has, strict=True):
+            writer.write(line)
+            await writer.drain()
+            await seen.wait()  # the next line only once the client has this one
+        writer.write(b"0\r\n\r\n")
+        writer.close()
+
+    def reply(seen: Seen) -> Reply:
+        return Hijack(LOGS_HEAD, follow) if "/logs" in seen.target else default_reply(seen)
+
+    async def scenario() -> None:
+        async with proxy(tmp_path, reply) as px, px.client() as client:
+            await client.send(http("GET", LOGS, length=False))
+            assert await client.reader.readexactly(len(LOGS_HEAD)) == LOGS_HEAD
+            assert len(_splice_threads()) == 1
+            for line, seen in zip(lines, client_has, strict=True):
+                assert await client.reader.readexactly(len(line)) == line
+                seen.set()
+            assert await client.reader.read() == b"0\r\n\r\n"  # then the proxy closes
+        assert [s.header("connection") for s in px.fake.forwarded] == ["close"]
+        assert _splice_threads() == []
+
+    run(scenario())
+
+
 def test_a_download_answered_with_an_error_is_relayed_whole(tmp_path: Path) -> None:
     """A 404 (Content-Length framed) on a download route is not spliced: relayed, then closed."""
 
