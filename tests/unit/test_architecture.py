@@ -19,7 +19,7 @@ PURE = [
     "engine/layout.py",
     "engine/config.py",
     "errors.py",
-    "requester.py",
+    "contract",
     "images/manifest.py",
 ]
 FORBIDDEN = {
@@ -77,12 +77,12 @@ RUNTIME_FILES = sorted((SRC / "runtime").rglob("*.py"))
 @pytest.mark.parametrize("path", RUNTIME_FILES, ids=lambda p: str(p.relative_to(SRC)))
 def test_runtime_shim_imports_only_the_stdlib(path: Path) -> None:
     """The shim runs as `python3 -I -S` on every container start: no site-packages at all."""
-    allowed_eci = {"eci", "eci.errors", "eci.requester"}
+    allowed_eci = {"eci", "eci.errors"}
     bad = set()
     for name in _imports(path):
         top = name.split(".")[0]
         if top == "eci":
-            if name not in allowed_eci and not name.startswith("eci.runtime"):
+            if name not in allowed_eci and not name.startswith(("eci.runtime", "eci.contract")):
                 bad.add(name)
         elif top not in sys.stdlib_module_names and top != "__future__":
             bad.add(name)
