@@ -5,9 +5,6 @@ ECI        := $(VENV)/bin/eci
 STAMP      := $(VENV)/.installed
 # The demo uses the admin's file when there is one, the example (ECI on, locked) otherwise.
 ADMIN_SETTINGS ?= $(if $(wildcard /etc/eci/admin-settings.json),/etc/eci/admin-settings.json,$(CURDIR)/examples/admin-settings.json)
-PURE_CORES := src/eci/settings src/eci/errors.py src/eci/engine/layout.py src/eci/engine/config.py \
-              src/eci/runtime/shim/spec.py src/eci/runtime/shim/invocation.py src/eci/runtime/linux/capabilities.py \
-              src/eci/requester.py src/eci/runtime/confine/mountguard.py src/eci/images/manifest.py
 
 .PHONY: setup host venv demo down test lint unit integration clean
 
@@ -40,7 +37,6 @@ down:
 lint: venv
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
-	$(VENV)/bin/mypy --strict $(PURE_CORES)
 	$(VENV)/bin/mypy src/eci
 
 test: setup lint

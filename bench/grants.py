@@ -56,10 +56,10 @@ import docker
 from proxy import Response, _connect, engine  # bench/proxy.py
 from start import SETTINGS  # bench/start.py
 
+from eci.contract.labels import GRANT_LABEL
 from eci.engine.layout import EngineLayout
 from eci.images.builder import ImageRecipe, build_from_rootfs
 from eci.images.registry import Registry
-from eci.policy.grants import GRANT_LABEL
 from eci.policy.imagelist import ImageIdentity, ImageList
 from eci.proxy.identity import DigestCache, image_identity
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import posixpath
 
+from eci.contract.devices import ALLOWED_DEVICE_PATHS
+
 
 class EciError(Exception):
     """Base of every error eci raises on purpose; anything else is a bug."""
@@ -112,24 +114,6 @@ def proc_workdir_refusal(cwd: str) -> str | None:
             "isolation (it can reach the runtime's own file descriptors)"
         )
     return None
-
-
-#: host devices a container may be given (`--device`): pseudo-devices, FUSE and TUN, all of
-#: which work inside a user namespace; the runtime shim enforces the same list by number
-ALLOWED_DEVICE_PATHS = frozenset(
-    {
-        "/dev/null",
-        "/dev/zero",
-        "/dev/full",
-        "/dev/random",
-        "/dev/urandom",
-        "/dev/tty",
-        "/dev/console",
-        "/dev/ptmx",
-        "/dev/fuse",
-        "/dev/net/tun",
-    }
-)
 
 
 def device_message(device: str) -> str:

@@ -29,8 +29,8 @@ from tests.support import (
     user_owned_dir,
 )
 
+from eci.contract.labels import REQUESTER_LABEL
 from eci.errors import restricted_mount_message
-from eci.requester import REQUESTER_LABEL
 
 pytestmark = pytest.mark.engine
 

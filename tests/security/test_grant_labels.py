@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from tests.support import SECOND_USER, EngineHandle, settings_applied, socket_settings
 
-from eci.policy.grants import GRANT_LABEL
+from eci.contract.labels import GRANT_LABEL
 
 pytestmark = pytest.mark.engine
 

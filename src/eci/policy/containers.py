@@ -6,12 +6,15 @@ import copy
 import posixpath
 from typing import Any
 
+from eci.contract.devices import ALLOWED_DEVICE_PATHS
+from eci.contract.grants import grant_path
+from eci.contract.labels import GRANT_LABEL, REQUESTER_LABEL
+from eci.contract.requester import requester_value
 from eci.dockerapi import gojson
 from eci.dockerapi.gojson import GoObject, InvalidBody
 from eci.dockerapi.imageref import InvalidReference, is_image_id, parse_reference
 from eci.dockerapi.request import ApiRequest
 from eci.errors import (
-    ALLOWED_DEVICE_PATHS,
     ECI_PREFIX,
     PolicyDenied,
     device_message,
@@ -22,11 +25,10 @@ from eci.errors import (
 from eci.policy.context import PolicyContext
 from eci.policy.decision import Allow, Decision, ExtractInContainer, Rewrite
 from eci.policy.facts import ContainerFacts, Facts, FactsQuery
-from eci.policy.grants import GRANT_LABEL, Grant, grant_path, pin_image, redirect_sockets
+from eci.policy.grants import Grant, pin_image, redirect_sockets
 from eci.policy.labels import set_label
 from eci.policy.mounts import HostMount, host_mounts, local_volume_source, volumes_from
 from eci.policy.ownership import check_owner, check_volume
-from eci.requester import REQUESTER_LABEL, requester_value
 
 #: Namespace modes of HostConfig, by the name used in error texts.
 NAMESPACE_MODES = (

@@ -2,7 +2,9 @@
 
 Reads (GET/HEAD) of routes not in the table are allowed: they change nothing and dockerd
 answers 404 for what it does not know. Anything else not in the table is refused: a new
-write endpoint must be reviewed before eci lets it through.
+write endpoint must be reviewed before eci lets it through. Every route name the tables below
+use is checked against the route table when this module loads: a misspelled one would leave
+its route allowed without its rule, so it stops the proxy from starting instead.
 
 Invariant: ``decide`` returns a decision for any request; a body it cannot read the way
 dockerd would is a 400 refusal, never an exception.
@@ -10,11 +12,12 @@ dockerd would is a 400 refusal, never an exception.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from eci.dockerapi import gojson
 from eci.dockerapi.gojson import BodyError
 from eci.dockerapi.request import ApiRequest
+from eci.dockerapi.routes import ROUTES
 from eci.errors import ECI_PREFIX, PolicyDenied
 from eci.policy import containers, ownership, resources
 from eci.policy.context import PolicyContext
@@ -79,6 +82,18 @@ REENCODED = {
     "service.create",
     "service.update",
 }
+
+
+def check_route_names(tables: dict[str, Collection[str]]) -> None:
+    """Raise ``LookupError`` if a table (by its name) names a route ``ROUTES`` does not have."""
+    known = {route.name for route in ROUTES}
+    for table, names in tables.items():
+        unknown = sorted(set(names) - known)
+        if unknown:
+            raise LookupError(f"decide.{table} names routes that do not exist: {unknown}")
+
+
+check_route_names({"RULES": RULES, "FACTS": FACTS, "REENCODED": REENCODED})
 
 #: Content types dockerd parses as form values (merged into the query): never let a body
 #: smuggle query parameters past the rules.

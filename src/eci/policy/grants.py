@@ -1,7 +1,7 @@
 """Granting the Docker socket to a container whose image is allowed.
 
 The container never gets the real socket. Its socket mounts are redirected to a socket of its
-own (``<grants dir>/<token>/docker.sock``) that the proxy serves with every ECI rule plus the
+own (``eci.contract.grants.grant_path``) that the proxy serves with every ECI rule plus the
 admin's ``commandList``; the token is recorded as a container label so the proxy finds the
 socket's owner again after a restart, and removes the socket with its container. The image is
 pinned to the id that was checked, so a retag between the check and the create cannot swap it.
@@ -12,16 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from eci.contract.labels import GRANT_LABEL
 from eci.dockerapi.gojson import GoObject
 from eci.policy.imagelist import ImageMatch
 from eci.policy.labels import set_label
-
-GRANT_LABEL = "io.eci.socket-grant"
-GRANT_SOCKET = "docker.sock"
-
-
-def grant_path(grants_dir: str, token: str) -> str:
-    return f"{grants_dir}/{token}/{GRANT_SOCKET}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 
+from eci.contract.labels import REQUESTER_LABEL
+from eci.contract.requester import requester_value
 from eci.dockerapi import gojson
 from eci.dockerapi.gojson import GoObject, InvalidBody
 from eci.dockerapi.request import ApiRequest
@@ -16,7 +18,6 @@ from eci.policy.facts import Facts, FactsQuery
 from eci.policy.labels import set_label
 from eci.policy.mounts import HostMount, from_mounts, local_volume_source
 from eci.policy.ownership import NETWORK_BODY
-from eci.requester import REQUESTER_LABEL, requester_value
 
 LOCAL_DRIVERS = ("", "local")
 

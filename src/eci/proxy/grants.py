@@ -1,6 +1,6 @@
 """Filtered Docker sockets granted to containers (see ``eci.policy.grants``).
 
-Each grant is a listening socket ``<grants dir>/<token>/docker.sock`` served like the user
+Each grant is a listening socket (``eci.contract.grants.grant_path``) served like the user
 socket, plus the admin's ``commandList``. It is opened before the create is forwarded (the
 container's bind needs it), kept if dockerd created the container, and removed when the
 container is destroyed (dockerd's events) or found gone (a reconcile at start and whenever
@@ -23,7 +23,6 @@ import asyncio
 import contextlib
 import json
 import os
-import re
 import secrets
 import stat
 import sys
@@ -34,19 +33,19 @@ from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import quote
 
-from eci.policy.grants import GRANT_LABEL, GRANT_SOCKET
+from eci.contract.grants import TOKEN_BYTES, grant_path, is_token
+from eci.contract.labels import GRANT_LABEL, REQUESTER_LABEL
+from eci.contract.requester import parse_requester, requester_value
 from eci.proxy.limits import CLIENT_BUFFER
 from eci.proxy.upstream import LookupFailed, get_json, stream_json_lines
-from eci.requester import REQUESTER_LABEL, parse_requester, requester_value
 
-TOKEN = re.compile(r"[0-9a-f]{16}\Z")
 RETRY = 1.0  # seconds before the event stream is re-opened
 
 Serve = Callable[[str, asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
 def new_token() -> str:
-    return secrets.token_hex(8)  # short: unix socket paths are at most 107 bytes
+    return secrets.token_hex(TOKEN_BYTES)
 
 
 class Holder(NamedTuple):
@@ -69,12 +68,12 @@ class GrantedSockets:
         self.holders: dict[str, Holder] = {}
 
     def path(self, token: str) -> Path:
-        return self.directory / token / GRANT_SOCKET
+        return Path(grant_path(str(self.directory), token))
 
     async def open(self, token: str) -> None:
         """Listen on the grant's socket (mode 0666: container root is an unprivileged host
         uid; the directories above are root-only, so only the container's bind reaches it)."""
-        if not TOKEN.match(token):
+        if not is_token(token):
             raise ValueError(f"not a grant token: {token!r}")
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         path = self.path(token)
@@ -99,7 +98,7 @@ class GrantedSockets:
         server = self.servers.pop(token, None)
         if server is not None:
             server.close()
-        if not TOKEN.match(token):
+        if not is_token(token):
             return
         path = self.path(token)
         with contextlib.suppress(FileNotFoundError):
@@ -148,7 +147,7 @@ class GrantedSockets:
             token = labels.get(GRANT_LABEL) if isinstance(labels, dict) else None
             # the label alone is not holding: an image committed from a granted container
             # carries it too; the holder is the container that binds the grant's socket
-            if not (isinstance(token, str) and TOKEN.match(token) and self._binds(c, token)):
+            if not (isinstance(token, str) and is_token(token) and self._binds(c, token)):
                 continue
             assert isinstance(labels, dict)  # (the token came from them)
             requester = labels.get(REQUESTER_LABEL)
@@ -167,7 +166,7 @@ class GrantedSockets:
         """Serve the grants of existing containers; remove those of containers gone."""
         holders = await self._holders()
         on_disk = (
-            {p.name for p in self.directory.iterdir() if TOKEN.match(p.name)}
+            {p.name for p in self.directory.iterdir() if is_token(p.name)}
             if self.directory.is_dir()
             else set()
         )
@@ -175,7 +174,7 @@ class GrantedSockets:
             self.close(token)
         for token, holder in holders.items():
             self.holders[token] = holder
-            if TOKEN.match(token) and token not in self.servers:
+            if is_token(token) and token not in self.servers:
                 await self.open(token)
 
     def _destroyed(self, event: object) -> bool:

@@ -14,13 +14,13 @@ from urllib.parse import quote
 
 import h11
 
+from eci.contract.labels import GRANT_LABEL, REQUESTER_LABEL
+from eci.contract.requester import parse_requester
 from eci.dockerapi.gojson import InvalidBody
 from eci.errors import PolicyDenied
 from eci.policy import ContainerFacts, Facts, FactsQuery, MountFact
-from eci.policy.grants import GRANT_LABEL
 from eci.policy.mounts import local_volume_source
 from eci.proxy.addresses import local_addresses, resolve
-from eci.requester import REQUESTER_LABEL, parse_requester
 
 CHUNK = 256 * 1024
 

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from tests.unit.policy.cases import BUSYBOX, FACTS, OFF, ON, create, forwarded, request
 
+from eci.contract.devices import ALLOWED_DEVICE_PATHS
 from eci.dockerapi.gojson import GoObject
 from eci.errors import (
-    ALLOWED_DEVICE_PATHS,
     ECI_PREFIX,
     device_message,
     host_namespaces_message,

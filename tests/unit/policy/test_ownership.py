@@ -9,11 +9,11 @@ import dataclasses
 import pytest
 from tests.unit.policy.cases import FACTS, ON, create, forwarded, request
 
+from eci.contract.labels import REQUESTER_LABEL
 from eci.dockerapi.routes import ROUTES
 from eci.errors import owner_message
 from eci.policy import ContainerFacts, Deny, decide, facts_needed, pin_target
 from eci.policy.ownership import OWNED
-from eci.requester import REQUESTER_LABEL
 
 OWNER, OTHER = (1000, 1000), (2000, 2000)
 FULL_ID = "f" * 64

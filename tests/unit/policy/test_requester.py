@@ -10,8 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from tests.unit.policy.cases import FACTS, ON, create, forwarded
 
+from eci.contract.labels import REQUESTER_LABEL
+from eci.contract.requester import parse_requester
 from eci.policy import Deny, decide
-from eci.requester import REQUESTER_LABEL, parse_requester
 
 ALICE = dataclasses.replace(FACTS, requester=(1000, 1000))
 

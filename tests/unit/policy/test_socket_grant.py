@@ -10,9 +10,10 @@ import pytest
 from tests.unit.policy.cases import FACTS, ON, create, forwarded, request
 from tests.unit.policy.test_decide import SOCKET, SOCKETS
 
+from eci.contract.grants import grant_path
+from eci.contract.labels import GRANT_LABEL
 from eci.errors import restricted_mount_message
 from eci.policy import ContainerFacts, Deny, MountFact, PolicyContext, Rewrite, decide
-from eci.policy.grants import GRANT_LABEL, grant_path
 from eci.policy.imagelist import ImageIdentity, ImageList
 
 GRANTS = "/srv/eci/run/private/grants"

@@ -27,12 +27,12 @@ from typing import Any
 import h11
 import pytest
 
+from eci.contract.labels import REQUESTER_LABEL
 from eci.errors import ECI_PREFIX, host_namespaces_message, restricted_mount_message
 from eci.policy import PolicyContext
 from eci.proxy.audit import AuditLog
 from eci.proxy.connection import ClientConnection, ProxyConfig
 from eci.proxy.limits import CLIENT_BUFFER, Limits
-from eci.requester import REQUESTER_LABEL
 
 TIMEOUT = 10.0
 PID_HOST = host_namespaces_message(["pid"])

@@ -15,9 +15,8 @@ from typing import Any
 
 import pytest
 
-from eci.policy.grants import GRANT_LABEL
+from eci.contract.labels import GRANT_LABEL, REQUESTER_LABEL
 from eci.proxy.grants import GrantedSockets, new_token
-from eci.requester import REQUESTER_LABEL
 
 LIVE, GONE, NEW = new_token(), new_token(), new_token()
 

@@ -28,6 +28,13 @@ from __future__ import annotations
 import errno as errnos
 import posixpath
 
+from eci.contract.masks import (
+    LXCFS_PROC_FILES,
+    LXCFS_SYS_FILES,
+    MASKED_PROC_DIRS,
+    MASKED_PROC_FILES,
+    MASKED_SYS_DIRS,
+)
 from eci.runtime.linux.mountinfo import is_under, unescape
 
 TYPE_CHECKING = False
@@ -51,26 +58,13 @@ MS_MGC_VAL = 0xC0ED0000
 #: kinds of mount(2) call, in the kernel's order of precedence (do_mount)
 REMOUNT, BIND, PROPAGATE, MOVE, NEW = "remount", "bind", "propagate", "move", "new"
 
-#: procfs files lxcfs virtualizes (bound from the container's own /proc onto a fresh procfs)
-LXCFS_PROC_FILES = ("cpuinfo", "diskstats", "loadavg", "meminfo", "stat", "swaps", "uptime")
-#: procfs files and directories masked in every container (Docker's defaults and more)
-MASKED_PROC_FILES = (
-    "interrupts",
-    "kcore",
-    "keys",
-    "latency_stats",
-    "sched_debug",
-    "timer_list",
-    "timer_stats",
-)
-MASKED_PROC_DIRS = ("acpi", "asound", "scsi")
 LXCFS_TYPE = "fuse.lxcfs"
-#: what a fresh procfs or sysfs gets, as the container's own have it: (where the container's
-#: own is mounted, lxcfs files bound from there, files masked with /dev/null, directories
-#: masked with an empty read-only tmpfs)
+#: what a fresh procfs or sysfs gets, as the container's own have it (eci.contract.masks):
+#: (where the container's own is mounted, lxcfs files bound from there, files masked with
+#: /dev/null, directories masked with an empty read-only tmpfs)
 FRESH_MASKS = {
     "proc": ("/proc", LXCFS_PROC_FILES, MASKED_PROC_FILES, MASKED_PROC_DIRS),
-    "sysfs": ("/sys", ("devices/system/cpu/online",), (), ("firmware", "devices/virtual/powercap")),
+    "sysfs": ("/sys", LXCFS_SYS_FILES, (), MASKED_SYS_DIRS),
 }
 
 

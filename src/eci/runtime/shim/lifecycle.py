@@ -147,7 +147,8 @@ def _requester(data_root: str, container_id: str, pool: Pool) -> tuple[int, int]
     root and for ids of eci's pool (a container asking through a granted socket)."""
     import json
 
-    from eci.requester import REQUESTER_LABEL, parse_requester
+    from eci.contract.labels import REQUESTER_LABEL
+    from eci.contract.requester import parse_requester
 
     try:
         record = json.loads(

@@ -10,10 +10,17 @@ ended up) arrive in `SpecContext`, so this module does no IO and is unit-tested 
 from __future__ import annotations
 
 import copy
-import re
 
+from eci.contract.devices import ALLOWED_DEVICE_NUMBERS
+from eci.contract.masks import (
+    LXCFS_PROC_FILES,
+    LXCFS_SYS_FILES,
+    MASKED_PROC_DIRS,
+    MASKED_PROC_FILES,
+    MASKED_SYS_DIRS,
+    READONLY_PROC,
+)
 from eci.errors import SpecRefused, host_namespaces_message, proc_workdir_refusal
-from eci.runtime.confine.mountguard import LXCFS_PROC_FILES, MASKED_PROC_DIRS, MASKED_PROC_FILES
 from eci.runtime.linux.mountinfo import is_under
 
 # The shim imports this on every container start: no typing/dataclasses at run time (they cost
@@ -161,15 +168,13 @@ def refuse_proc_workdir(spec: Spec, ctx: SpecContext) -> None:
         raise SpecRefused(refusal)
 
 
-#: Docker's masked and read-only paths, and more; set for every container, --privileged and
-#: `--security-opt systempaths=unconfined` included. /proc/sys stays as Docker asked: the
-#: user namespace already makes the host's sysctls unwritable, and DinD writes its own net.*.
+#: Docker's masked and read-only paths, and more (see eci.contract.masks); set for every
+#: container, --privileged and `--security-opt systempaths=unconfined` included.
 MASKED_PATHS = (
     *tuple(f"/proc/{n}" for n in sorted(MASKED_PROC_FILES + MASKED_PROC_DIRS)),
-    "/sys/devices/virtual/powercap",
-    "/sys/firmware",
+    *tuple(f"/sys/{n}" for n in sorted(MASKED_SYS_DIRS)),
 )
-READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sysrq-trigger")
+READONLY_PATHS = tuple(f"/proc/{n}" for n in READONLY_PROC)
 
 
 def mask_system_paths(spec: Spec, ctx: SpecContext) -> None:
@@ -180,27 +185,10 @@ def mask_system_paths(spec: Spec, ctx: SpecContext) -> None:
         linux[key] = current + [p for p in paths if p not in current]
 
 
-#: The devices a container may have (type, major, minor; None: any minor): the pseudo-devices
-#: every container gets, pty slaves, FUSE and TUN (both work inside a user namespace).
-ALLOWED_DEVICES = frozenset(
-    {
-        ("c", 1, 3),  # null
-        ("c", 1, 5),  # zero
-        ("c", 1, 7),  # full
-        ("c", 1, 8),  # random
-        ("c", 1, 9),  # urandom
-        ("c", 5, 0),  # tty
-        ("c", 5, 1),  # console
-        ("c", 5, 2),  # ptmx
-        ("c", 136, None),  # pts
-        ("c", 10, 229),  # fuse
-        ("c", 10, 200),  # net/tun
-    }
-)
-
-
 def _allowed_device(kind: object, major: object, minor: object) -> bool:
-    return (kind, major, minor) in ALLOWED_DEVICES or (kind, major, None) in ALLOWED_DEVICES
+    """One of eci.contract.devices (None there: any minor)."""
+    allowed = ALLOWED_DEVICE_NUMBERS
+    return (kind, major, minor) in allowed or (kind, major, None) in allowed
 
 
 def confine_devices(spec: Spec, ctx: SpecContext) -> None:
@@ -224,15 +212,15 @@ def confine_devices(spec: Spec, ctx: SpecContext) -> None:
             "minor": -1 if minor is None else minor,
             "access": "rwm",
         }
-        for t, major, minor in sorted(ALLOWED_DEVICES, key=repr)
+        for t, major, minor in sorted(ALLOWED_DEVICE_NUMBERS, key=repr)
     ]
     linux.setdefault("resources", {})["devices"] = rules
 
 
-#: procfs files lxcfs virtualizes, and the one sysfs file
+#: procfs and sysfs files lxcfs virtualizes
 LXCFS_FILES = (
     *tuple(f"/proc/{name}" for name in LXCFS_PROC_FILES),
-    "/sys/devices/system/cpu/online",
+    *tuple(f"/sys/{name}" for name in LXCFS_SYS_FILES),
 )
 
 
@@ -428,17 +416,3 @@ def plan_mounts(spec: Spec, docker_data_root: str, container_id: str = "") -> li
 def restricted_source(resolved: str, restricted: Iterable[str]) -> bool:
     """A bind source (resolved on the host) that is, lies in, or contains a restricted path."""
     return any(is_under(resolved, r) or is_under(r, resolved) for r in restricted)
-
-
-GRANT_NAME = re.compile(r"[0-9a-f]{16}/docker\.sock\Z")
-
-
-def granted_socket(resolved: str, grants_dir: str) -> bool:
-    """A bind source that is exactly a socket the proxy granted (``<grants>/<token>/docker.sock``,
-    eci's own rewrite of an allowed image's socket mount); the caller checks it is a socket."""
-    prefix = grants_dir.rstrip("/") + "/"
-    return (
-        bool(grants_dir)
-        and resolved.startswith(prefix)
-        and bool(GRANT_NAME.match(resolved[len(prefix) :]))
-    )

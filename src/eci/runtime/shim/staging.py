@@ -20,10 +20,11 @@ import errno
 import os
 import stat
 
+from eci.contract.grants import is_grant_path
 from eci.errors import RuntimeShimError, SpecRefused, restricted_mount_message
 from eci.runtime.linux import mounts
 from eci.runtime.linux.mountinfo import is_under, mount_points, mounts_under
-from eci.runtime.shim.spec import granted_socket, restricted_source
+from eci.runtime.shim.spec import restricted_source
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -175,7 +176,7 @@ def stage_binds(
         else:
             source_fd = os.open(plan.source, os.O_PATH | os.O_CLOEXEC)
             resolved = os.readlink(f"/proc/self/fd/{source_fd}")
-            granted = granted_socket(resolved, grants_dir) and stat.S_ISSOCK(
+            granted = is_grant_path(resolved, grants_dir) and stat.S_ISSOCK(
                 os.fstat(source_fd).st_mode
             )
             if restricted_source(resolved, restricted) and not granted:

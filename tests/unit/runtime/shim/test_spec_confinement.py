@@ -27,11 +27,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from tests.unit.runtime.shim.test_spec import LISTENER, LXCFS, docker_run_busybox, make_ctx
 
+from eci.contract.devices import ALLOWED_DEVICE_NUMBERS
+from eci.contract.masks import MASKED_PROC_DIRS, MASKED_PROC_FILES
 from eci.errors import SpecRefused
-from eci.runtime.confine.mountguard import MASKED_PROC_DIRS, MASKED_PROC_FILES
 from eci.runtime.linux.capabilities import CAP_NAMES
 from eci.runtime.shim.spec import (
-    ALLOWED_DEVICES,
     LXCFS_FILES,
     SpecContext,
     confine_devices,
@@ -326,7 +326,7 @@ def allowed(dev: dict[str, Any]) -> bool:
 
 
 def test_allowlist_is_the_documented_one() -> None:
-    assert set(ALLOWED_DEVICES) == set(ALLOWLIST)
+    assert set(ALLOWED_DEVICE_NUMBERS) == set(ALLOWLIST)
 
 
 def test_privileged_devices_are_reduced_to_the_allowlist() -> None:

@@ -1,4 +1,4 @@
-"""Who asked for a container, told to the runtime: the `io.eci.requester` label.
+"""Who asked for a container, told to the runtime: the value of the requester label.
 
 The runtime maps the requester's own files in host bind mounts to container root (and what
 container root writes there lands as the requester), leaving everyone else's as nobody. It
@@ -7,12 +7,11 @@ non-root user (from SO_PEERCRED; a client cannot choose it: a create naming it i
 The runtime trusts it only when the image does not carry the same value (an image can be
 built with any label) and never maps root or ids of eci's own pool.
 
-Shared by the policy (which sets it) and the runtime shim (which reads it): stdlib-free.
+Shared by the policy (which sets it) and the runtime shim (which reads it): stdlib-free. The
+label's name is ``eci.contract.labels.REQUESTER_LABEL``.
 """
 
 from __future__ import annotations
-
-REQUESTER_LABEL = "io.eci.requester"
 
 
 def requester_value(uid: int, gid: int) -> str:
