@@ -10,6 +10,7 @@ ended up) arrive in `SpecContext`, so this module does no IO and is unit-tested 
 from __future__ import annotations
 
 import copy
+import errno
 import re
 
 from eci.errors import SpecRefused, host_namespaces_message, proc_workdir_refusal
@@ -266,7 +267,6 @@ UNSUPPORTED_SYSCALLS = (
     "move_mount",
     "open_tree",
 )
-ENOSYS = 38
 ALLOWING = ("SCMP_ACT_ALLOW", "SCMP_ACT_LOG")
 
 
@@ -311,7 +311,7 @@ def supervise_syscalls(spec: Spec, ctx: SpecContext) -> None:
             rules.append({**rule, "names": names})
     rules.append({"names": supervised, "action": "SCMP_ACT_NOTIFY"})
     if unsupported:
-        rules.append({"names": unsupported, "action": "SCMP_ACT_ERRNO", "errnoRet": ENOSYS})
+        rules.append({"names": unsupported, "action": "SCMP_ACT_ERRNO", "errnoRet": errno.ENOSYS})
     seccomp["syscalls"] = rules
     seccomp["listenerPath"] = ctx.listener_path
     linux["seccomp"] = seccomp
