@@ -23,19 +23,26 @@ import contextlib
 import os
 
 from eci.runtime.confine import charge, seccomp
-
-#: a process's namespaces, in the order they are joined: the user namespace last
 from eci.runtime.linux import mounts
+from eci.runtime.linux.constants import (
+    CLONE_NEWCGROUP,
+    CLONE_NEWIPC,
+    CLONE_NEWNET,
+    CLONE_NEWNS,
+    CLONE_NEWPID,
+    CLONE_NEWUSER,
+    CLONE_NEWUTS,
+)
 
 #: a process's namespaces, in the order they are joined: the user namespace last
 NAMESPACES = (
-    ("ns/mnt", 0x00020000),
-    ("ns/net", 0x40000000),
-    ("ns/ipc", 0x08000000),
-    ("ns/uts", 0x04000000),
-    ("ns/cgroup", 0x02000000),
-    ("ns/pid", 0x20000000),
-    ("ns/user", 0x10000000),
+    ("ns/mnt", CLONE_NEWNS),
+    ("ns/net", CLONE_NEWNET),
+    ("ns/ipc", CLONE_NEWIPC),
+    ("ns/uts", CLONE_NEWUTS),
+    ("ns/cgroup", CLONE_NEWCGROUP),
+    ("ns/pid", CLONE_NEWPID),
+    ("ns/user", CLONE_NEWUSER),
 )
 
 

@@ -35,26 +35,20 @@ from eci.contract.masks import (
     MASKED_PROC_FILES,
     MASKED_SYS_DIRS,
 )
+from eci.runtime.linux.constants import MS_BIND as MS_BIND
+from eci.runtime.linux.constants import MS_MGC_MSK, MS_MGC_VAL, MS_PROPAGATION, MS_REC
+from eci.runtime.linux.constants import MS_MOVE as MS_MOVE
+from eci.runtime.linux.constants import MS_RDONLY as MS_RDONLY
+from eci.runtime.linux.constants import MS_REMOUNT as MS_REMOUNT
 from eci.runtime.linux.mountinfo import is_under, unescape
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Collection, Mapping
 
-MS_RDONLY = 0x1
-MS_REMOUNT = 0x20
-MS_BIND = 0x1000
-MS_MOVE = 0x2000
-MS_REC = 0x4000
-MS_UNBINDABLE = 1 << 17
-MS_PRIVATE = 1 << 18
-MS_SLAVE = 1 << 19
-MS_SHARED = 1 << 20
-PROPAGATION = MS_UNBINDABLE | MS_PRIVATE | MS_SLAVE | MS_SHARED
-#: the old magic number in the top half of mount(2)'s flags, which the kernel discards (its
-#: bits would read as MS_PRIVATE|MS_SLAVE)
-MS_MGC_MSK = 0xFFFF0000
-MS_MGC_VAL = 0xC0ED0000
+# MS_BIND, MS_MOVE, MS_RDONLY, MS_REMOUNT and PROPAGATION are also the supervisor's (as
+# mountguard.*): the rules and the calls they vet name the same flags
+PROPAGATION = MS_PROPAGATION
 #: kinds of mount(2) call, in the kernel's order of precedence (do_mount)
 REMOUNT, BIND, PROPAGATE, MOVE, NEW = "remount", "bind", "propagate", "move", "new"
 

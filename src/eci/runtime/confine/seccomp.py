@@ -25,45 +25,38 @@ import os
 import struct
 import time
 
-_libc = ctypes.CDLL(None, use_errno=True)
+from eci.runtime.linux import libc
+from eci.runtime.linux.constants import (
+    AT_EMPTY_PATH,
+    PR_SET_NO_NEW_PRIVS,
+    PR_SET_SECCOMP,
+    PTRACE_DETACH,
+    PTRACE_INTERRUPT,
+    PTRACE_SECCOMP_GET_FILTER,
+    PTRACE_SEIZE,
+    SECCOMP_MODE_FILTER,
+    STATX_MNT_ID,
+    WALL,
+)
+from eci.runtime.linux.syscalls import AUDIT_ARCH_X86_64, TABLE, X32_SYSCALL_BIT
 
+#: ioctls of a listener fd (linux/seccomp.h), numbered from the sizes of the structures below
 IOCTL_NOTIF_RECV = 0xC0502100
 IOCTL_NOTIF_SEND = 0xC0182101
 IOCTL_NOTIF_ID_VALID = 0x40082102
 NOTIF = struct.Struct("=QIIiIQ6Q")
 RESPONSE = struct.Struct("=QqiI")
-SYS_PIDFD_GETFD = 438
-SYS_STATX = 332
-AT_EMPTY_PATH = 0x1000
-STATX_MNT_ID = 0x1000
-
-PTRACE_DETACH = 17
-PTRACE_SEIZE = 0x4206
-PTRACE_INTERRUPT = 0x4207
-PTRACE_SECCOMP_GET_FILTER = 0x420C
-WALL = 0x40000000
-PR_SET_SECCOMP = 22
-PR_SET_NO_NEW_PRIVS = 38
-SECCOMP_MODE_FILTER = 2
 #: a filter program instruction: u16 code, u8 jt, u8 jf, u32 k
 INSTRUCTION = 8
 
-AUDIT_ARCH_X86_64 = 0xC000003E
-AUDIT_ARCH_I386 = 0x40000003
-AUDIT_ARCH_AARCH64 = 0xC00000B7
-X32_SYSCALL_BIT = 0x40000000
+#: the calls the container's filter sends to the supervisor (spec.SUPERVISED_SYSCALLS)
+VETTED = ("mount", "umount", "umount2", "sysinfo")
 #: (arch, nr) → the syscall the supervisor vets; anything else it is sent is refused
 SYSCALLS = {
-    (AUDIT_ARCH_X86_64, 165): "mount",
-    (AUDIT_ARCH_X86_64, 166): "umount2",
-    (AUDIT_ARCH_X86_64, 99): "sysinfo",
-    (AUDIT_ARCH_I386, 116): "sysinfo",
-    (AUDIT_ARCH_AARCH64, 179): "sysinfo",
-    (AUDIT_ARCH_I386, 21): "mount",
-    (AUDIT_ARCH_I386, 22): "umount",
-    (AUDIT_ARCH_I386, 52): "umount2",
-    (AUDIT_ARCH_AARCH64, 40): "mount",
-    (AUDIT_ARCH_AARCH64, 39): "umount2",
+    (arch, nr): name
+    for arch, numbers in TABLE.values()
+    for name, nr in numbers.items()
+    if name in VETTED
 }
 
 
@@ -115,14 +108,11 @@ def read_string(mem_fd: int, address: int, limit: int = 4096) -> str | None:
         if end >= 0:
             return (data + part[:end]).decode("utf-8", "surrogateescape")
         data += part
-    raise OSError(22, f"no string terminator within {limit} bytes")
+    raise OSError(errno.EINVAL, f"no string terminator within {limit} bytes")
 
 
 def pidfd_getfd(pidfd: int, fd: int) -> int:
-    result = _libc.syscall(SYS_PIDFD_GETFD, pidfd, fd, 0)
-    if result < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"pidfd_getfd: {os.strerror(err)}")
+    result = libc.syscall("pidfd_getfd", pidfd, fd, 0)
     os.set_inheritable(result, False)
     return int(result)
 
@@ -130,21 +120,16 @@ def pidfd_getfd(pidfd: int, fd: int) -> int:
 def mount_id(fd: int) -> int:
     """The id of the mount an open fd lies in (statx STATX_MNT_ID, Linux 5.8)."""
     buf = ctypes.create_string_buffer(256)
-    if _libc.syscall(SYS_STATX, fd, b"", AT_EMPTY_PATH, STATX_MNT_ID, buf) < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"statx: {os.strerror(err)}")
+    libc.syscall("statx", fd, b"", AT_EMPTY_PATH, STATX_MNT_ID, buf)
     mask = struct.unpack_from("=I", buf.raw, 0)[0]
     if not mask & STATX_MNT_ID:
-        raise OSError(95, "statx: no mount id")
+        raise OSError(errno.EOPNOTSUPP, "statx: no mount id")
     return int(struct.unpack_from("=Q", buf.raw, 0x90)[0])
 
 
 def _ptrace(request: int, pid: int, addr: int, data: object) -> int:
-    result = int(_libc.ptrace(request, pid, ctypes.c_void_p(addr), data))
-    if result < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"ptrace {request:#x} of pid {pid}: {os.strerror(err)}")
-    return result
+    what = f"ptrace {request:#x} of pid {pid}"
+    return libc.call("ptrace", request, pid, ctypes.c_void_p(addr), data, what=what)
 
 
 def filters_of(pid: int, timeout: float = 2.0) -> list[bytes]:
@@ -181,14 +166,11 @@ class _Program(ctypes.Structure):
 
 
 def no_new_privileges() -> None:
-    if _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"PR_SET_NO_NEW_PRIVS: {os.strerror(err)}")
+    libc.call("prctl", PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, what="prctl PR_SET_NO_NEW_PRIVS")
 
 
 def install(program: bytes) -> None:
     """Filter this process's system calls with `program` (no_new_privileges first)."""
     fprog = _Program(len(program) // INSTRUCTION, program)
-    if _libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"PR_SET_SECCOMP: {os.strerror(err)}")
+    args = (PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0)
+    libc.call("prctl", *args, what="prctl PR_SET_SECCOMP")

@@ -46,13 +46,10 @@ from eci.runtime.confine.enter import NAMESPACES
 from eci.runtime.confine.mountguard import Guard, Place
 from eci.runtime.linux import mounts
 from eci.runtime.linux.capabilities import capability_set
+from eci.runtime.linux.constants import MNT_DETACH, MS_NOSYMFOLLOW, UMOUNT_NOFOLLOW
 from eci.runtime.linux.process import serve_until_signalled, start_ticks, write_atomic
 
 LISTENER = "listener.sock"
-CAP_SYS_ADMIN = 21
-MNT_DETACH = 2
-UMOUNT_NOFOLLOW = 8
-MS_NOSYMFOLLOW = 256
 NULL_DEVICE = os.makedev(1, 3)
 #: paths naming the caller's own /proc entries ("self" would be the helper): its fds (taken
 #: with pidfd_getfd) and its executable are opened beforehand; any other such path is

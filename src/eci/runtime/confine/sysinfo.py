@@ -17,18 +17,19 @@ import os
 import struct
 
 from eci.runtime.confine import charge, seccomp
+from eci.runtime.linux import libc
 from eci.runtime.linux.process import start_ticks
+from eci.runtime.linux.syscalls import AUDIT_ARCH_AARCH64, AUDIT_ARCH_I386, AUDIT_ARCH_X86_64
 
 #: struct sysinfo: long uptime; unsigned long loads[3], totalram, freeram, sharedram,
 #: bufferram, totalswap, freeswap; unsigned short procs, pad; unsigned long totalhigh,
 #: freehigh; unsigned int mem_unit; char _f[…] (64-bit and 32-bit longs)
 LAYOUT = {
-    seccomp.AUDIT_ARCH_X86_64: struct.Struct("=q3Q6QHH4xQQI4x"),
-    seccomp.AUDIT_ARCH_AARCH64: struct.Struct("=q3Q6QHH4xQQI4x"),
-    seccomp.AUDIT_ARCH_I386: struct.Struct("=i3I6IHHIII8x"),
+    AUDIT_ARCH_X86_64: struct.Struct("=q3Q6QHH4xQQI4x"),
+    AUDIT_ARCH_AARCH64: struct.Struct("=q3Q6QHH4xQQI4x"),
+    AUDIT_ARCH_I386: struct.Struct("=i3I6IHHIII8x"),
 }
 CGROUP_ROOT = "/sys/fs/cgroup"
-_libc = ctypes.CDLL(None, use_errno=True)
 
 
 class _Sysinfo(ctypes.Structure):
@@ -145,8 +146,10 @@ def answer(listener: int, notif: seccomp.Notification, container_dir: str) -> in
     if layout is None:
         return errno.ENOSYS
     real = _Sysinfo()
-    if _libc.sysinfo(ctypes.byref(real)) != 0:
-        return ctypes.get_errno()
+    try:
+        libc.call("sysinfo", ctypes.byref(real))
+    except OSError as exc:
+        return exc.errno or errno.EFAULT
     try:
         with open(os.path.join(container_dir, "init")) as f:
             init = int(f.read())
@@ -154,7 +157,7 @@ def answer(listener: int, notif: seccomp.Notification, container_dir: str) -> in
     except (OSError, ValueError):
         return errno.ESRCH
     fields = virtualize(real, *memory(paths), uptime_of(init), tasks(paths))
-    if notif.arch == seccomp.AUDIT_ARCH_I386:  # 32-bit longs: count in pages, as the kernel
+    if notif.arch == AUDIT_ARCH_I386:  # 32-bit longs: count in pages, as the kernel
         page = 4096
         fields = (
             *fields[:4],

@@ -17,34 +17,56 @@ import contextlib
 import ctypes
 import os
 
+from eci.runtime.linux import libc
+from eci.runtime.linux.constants import (
+    AT_EMPTY_PATH,
+    AT_FDCWD,
+    AT_RECURSIVE,
+    CLONE_NEWUSER,
+    FSCONFIG_CMD_CREATE,
+    FSCONFIG_SET_FLAG,
+    FSCONFIG_SET_STRING,
+    LINUX_CAPABILITY_VERSION_3,
+    MNT_DETACH,
+    MOUNT_ATTR_IDMAP,
+    MOUNT_ATTR_NOATIME,
+    MOUNT_ATTR_NODEV,
+    MOUNT_ATTR_NODIRATIME,
+    MOUNT_ATTR_NOEXEC,
+    MOUNT_ATTR_NOSUID,
+    MOUNT_ATTR_RDONLY,
+    MOUNT_ATTR_STRICTATIME,
+    MOVE_MOUNT_F_EMPTY_PATH,
+    MOVE_MOUNT_T_EMPTY_PATH,
+    MS_NOATIME,
+    MS_NODEV,
+    MS_NODIRATIME,
+    MS_NOEXEC,
+    MS_NOSUID,
+    MS_RDONLY,
+    MS_STRICTATIME,
+    OPEN_TREE_CLOEXEC,
+    OPEN_TREE_CLONE,
+    RESOLVE_BENEATH,
+    RESOLVE_NO_SYMLINKS,
+    RESOLVE_NO_XDEV,
+)
 from eci.runtime.linux.mountinfo import mounts_under
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
 
-_libc = ctypes.CDLL(None, use_errno=True)
-
-SYS_OPEN_TREE = 428
-SYS_MOVE_MOUNT = 429
-SYS_MOUNT_SETATTR = 442
-SYS_OPENAT2 = 437
-O_PATH = 0o10000000
-RESOLVE_NO_XDEV = 0x01
-RESOLVE_NO_SYMLINKS = 0x04
-RESOLVE_BENEATH = 0x08
-OPEN_TREE_CLONE = 1
-OPEN_TREE_CLOEXEC = 0o2000000
-AT_FDCWD = -100
-AT_EMPTY_PATH = 0x1000
-AT_RECURSIVE = 0x8000
-MOVE_MOUNT_F_EMPTY_PATH = 0x4
-MOUNT_ATTR_RDONLY = 0x1
-MOUNT_ATTR_IDMAP = 0x00100000
-CLONE_NEWUSER = 0x10000000
-CLONE_NEWNS = 0x00020000
-MNT_DETACH = 2
-_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+#: mount(2) flags -> the fsmount(2) attributes that mean the same
+_MS_TO_ATTR = {
+    MS_RDONLY: MOUNT_ATTR_RDONLY,
+    MS_NOSUID: MOUNT_ATTR_NOSUID,
+    MS_NODEV: MOUNT_ATTR_NODEV,
+    MS_NOEXEC: MOUNT_ATTR_NOEXEC,
+    MS_NOATIME: MOUNT_ATTR_NOATIME,
+    MS_NODIRATIME: MOUNT_ATTR_NODIRATIME,
+    MS_STRICTATIME: MOUNT_ATTR_STRICTATIME,
+}
 
 
 class _MountAttr(ctypes.Structure):
@@ -76,16 +98,9 @@ class _CapData(ctypes.Structure):
     ]
 
 
-def _check(result: int, what: str) -> int:
-    if result < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}")
-    return result
-
-
 def setns(fd: int, nstype: int) -> None:
     """Join the namespace `fd` refers to (Python 3.11 has no os.setns)."""
-    _check(_libc.setns(fd, nstype), "setns")
+    libc.call("setns", fd, nstype)
 
 
 def userns_fd(base: int, size: int = 65536) -> int:
@@ -95,6 +110,7 @@ def userns_fd(base: int, size: int = 65536) -> int:
 
 def userns_with_maps(uid_map: str, gid_map: str) -> int:
     """fd of a new user namespace with these uid and gid maps (its holder process exits)."""
+    unshare = libc.handle().unshare  # looked up before the fork: no dlopen in the child
     ready_r, ready_w = os.pipe()
     done_r, done_w = os.pipe()
     pid = os.fork()
@@ -102,7 +118,7 @@ def userns_with_maps(uid_map: str, gid_map: str) -> int:
         try:
             os.close(ready_r)
             os.close(done_w)
-            ok = _libc.unshare(CLONE_NEWUSER) == 0
+            ok = unshare(CLONE_NEWUSER) == 0
             os.write(ready_w, b"1" if ok else b"0")
             os.read(done_r, 1)
         finally:
@@ -132,13 +148,15 @@ def open_beneath(root: str | Path, relative: str) -> int:
     root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         how = _OpenHow(
-            O_PATH | os.O_CLOEXEC, 0, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV
+            os.O_PATH | os.O_CLOEXEC, 0, RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV
         )
-        return _check(
-            _libc.syscall(
-                SYS_OPENAT2, root_fd, os.fsencode(relative), ctypes.byref(how), ctypes.sizeof(how)
-            ),
-            f"open {relative!r} beneath {root}",
+        return libc.syscall(
+            "openat2",
+            root_fd,
+            os.fsencode(relative),
+            ctypes.byref(how),
+            ctypes.sizeof(how),
+            what=f"openat2 {relative!r} beneath {root}",
         )
     finally:
         os.close(root_fd)
@@ -156,16 +174,11 @@ def clone_mount(
     """Attach at `target` a copy of the mount at `source` (or of the O_PATH `source_fd`),
     idmapped and/or read-only."""
     flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (AT_RECURSIVE if recursive else 0)
+    what = f"open_tree {source}"
     if source_fd is not None:
-        fd = _check(
-            _libc.syscall(SYS_OPEN_TREE, source_fd, b"", flags | AT_EMPTY_PATH),
-            f"open_tree {source}",
-        )
+        fd = libc.syscall("open_tree", source_fd, b"", flags | AT_EMPTY_PATH, what=what)
     else:
-        fd = _check(
-            _libc.syscall(SYS_OPEN_TREE, AT_FDCWD, os.fsencode(source), flags),
-            f"open_tree {source}",
-        )
+        fd = libc.syscall("open_tree", AT_FDCWD, os.fsencode(source), flags, what=what)
     try:
         attr_set = (MOUNT_ATTR_IDMAP if userns is not None else 0) | (
             MOUNT_ATTR_RDONLY if readonly else 0
@@ -173,42 +186,32 @@ def clone_mount(
         if attr_set:
             attr = _MountAttr(attr_set, 0, 0, userns if userns is not None else 0)
             setattr_flags = AT_EMPTY_PATH | (AT_RECURSIVE if recursive else 0)
-            _check(
-                _libc.syscall(
-                    SYS_MOUNT_SETATTR,
-                    fd,
-                    b"",
-                    setattr_flags,
-                    ctypes.byref(attr),
-                    ctypes.sizeof(attr),
-                ),
-                f"mount_setattr {source}",
+            libc.syscall(
+                "mount_setattr",
+                fd,
+                b"",
+                setattr_flags,
+                ctypes.byref(attr),
+                ctypes.sizeof(attr),
+                what=f"mount_setattr {source}",
             )
-        _check(
-            _libc.syscall(
-                SYS_MOVE_MOUNT, fd, b"", AT_FDCWD, os.fsencode(target), MOVE_MOUNT_F_EMPTY_PATH
-            ),
-            f"move_mount {source} -> {target}",
+        libc.syscall(
+            "move_mount",
+            fd,
+            b"",
+            AT_FDCWD,
+            os.fsencode(target),
+            MOVE_MOUNT_F_EMPTY_PATH,
+            what=f"move_mount {source} -> {target}",
         )
     finally:
         os.close(fd)
 
 
-SYS_FSOPEN = 430
-SYS_FSCONFIG = 431
-SYS_FSMOUNT = 432
-FSCONFIG_SET_FLAG = 0
-FSCONFIG_SET_STRING = 1
-FSCONFIG_CMD_CREATE = 6
-MOVE_MOUNT_T_EMPTY_PATH = 0x40
-#: mount(2) flags -> fsmount attributes
-_MS_TO_ATTR = {0x1: 0x1, 0x2: 0x2, 0x4: 0x4, 0x8: 0x8, 0x400: 0x10, 0x800: 0x80, 1 << 24: 0x20}
-
-
 def fresh_mount(fstype: str, flags: int, options: str | None) -> int:
     """A new, detached mount of `fstype` (fsopen + fsconfig + fsmount): its fd. It belongs to
     the namespaces of the caller at this point (pid for procfs, net for sysfs)."""
-    fs = _check(_libc.syscall(SYS_FSOPEN, fstype.encode(), 0), f"fsopen {fstype}")
+    fs = libc.syscall("fsopen", fstype.encode(), 0, what=f"fsopen {fstype}")
     try:
         for option in (options or "").split(","):
             key, sep, value = option.partition("=")
@@ -218,11 +221,11 @@ def fresh_mount(fstype: str, flags: int, options: str | None) -> int:
                 command, value_arg = FSCONFIG_SET_STRING, value.encode()
             else:
                 command, value_arg = FSCONFIG_SET_FLAG, None
-            result = _libc.syscall(SYS_FSCONFIG, fs, command, key.encode(), value_arg, 0)
-            _check(result, f"fsconfig {fstype} {key}")
-        _check(_libc.syscall(SYS_FSCONFIG, fs, FSCONFIG_CMD_CREATE, None, None, 0), "fsconfig")
+            what = f"fsconfig {fstype} {key}"
+            libc.syscall("fsconfig", fs, command, key.encode(), value_arg, 0, what=what)
+        libc.syscall("fsconfig", fs, FSCONFIG_CMD_CREATE, None, None, 0)
         attributes = sum(attr for flag, attr in _MS_TO_ATTR.items() if flags & flag)
-        mount = _check(_libc.syscall(SYS_FSMOUNT, fs, 0, attributes), f"fsmount {fstype}")
+        mount = libc.syscall("fsmount", fs, 0, attributes, what=f"fsmount {fstype}")
     finally:
         os.close(fs)
     os.set_inheritable(mount, False)
@@ -232,16 +235,16 @@ def fresh_mount(fstype: str, flags: int, options: str | None) -> int:
 def attach(mount: int, target: int) -> None:
     """Attach detached mount `mount` on the O_PATH fd `target`."""
     flags = MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH
-    _check(_libc.syscall(SYS_MOVE_MOUNT, mount, b"", target, b"", flags), "move_mount")
+    libc.syscall("move_mount", mount, b"", target, b"", flags)
 
 
 def _raise_effective_caps() -> None:
-    header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
+    header = _CapHeader(LINUX_CAPABILITY_VERSION_3, 0)
     data = (_CapData * 2)()
-    _check(_libc.capget(ctypes.byref(header), data), "capget")
+    libc.call("capget", ctypes.byref(header), data)
     for half in data:
         half.effective = half.permitted
-    _check(_libc.capset(ctypes.byref(header), data), "capset")
+    libc.call("capset", ctypes.byref(header), data)
 
 
 def mount_overlay_as(
@@ -262,17 +265,23 @@ def mount_overlay_as(
         options += f",{extra}"
     cwd = os.open(".", os.O_RDONLY | os.O_CLOEXEC)
     os.chdir(workdir_base)
-    _libc.setfsuid(base)
-    _libc.setfsgid(base)
+    own = libc.handle()  # setfsuid and setfsgid return the previous id: nothing to check
+    own.setfsuid(base)
+    own.setfsgid(base)
     try:
         _raise_effective_caps()  # setfsuid to non-zero dropped the fs capabilities
-        _check(
-            _libc.mount(b"overlay", os.fsencode(target), b"overlay", 0, options.encode()),
-            f"mount overlay at {target}",
+        libc.call(
+            "mount",
+            b"overlay",
+            os.fsencode(target),
+            b"overlay",
+            0,
+            options.encode(),
+            what=f"mount overlay at {target}",
         )
     finally:
-        _libc.setfsuid(0)
-        _libc.setfsgid(0)
+        own.setfsuid(0)
+        own.setfsgid(0)
         os.fchdir(cwd)
         os.close(cwd)
 
@@ -280,7 +289,7 @@ def mount_overlay_as(
 def unmount(path: str | Path, detach: bool = False, flags: int = 0) -> None:
     """umount2 with `flags` (MNT_DETACH added when `detach`)."""
     flags |= MNT_DETACH if detach else 0
-    _check(_libc.umount2(os.fsencode(path), flags), f"umount {path}")
+    libc.call("umount2", os.fsencode(path), flags, what=f"umount {path}")
 
 
 def mount(
@@ -291,8 +300,8 @@ def mount(
     def encode(text: str | None) -> bytes | None:
         return None if text is None else text.encode("utf-8", "surrogateescape")
 
-    result = _libc.mount(encode(source), encode(target), encode(fstype), flags, data)
-    _check(result, f"mount {target}")
+    args = (encode(source), encode(target), encode(fstype), flags, data)
+    libc.call("mount", *args, what=f"mount {target}")
 
 
 def detach_all_under(*roots: str | Path) -> list[str]:

@@ -13,6 +13,7 @@ import sys
 import time
 
 from eci.errors import EciError, RuntimeShimError
+from eci.runtime.linux.syscalls import SECCOMP_ARCHES
 from eci.runtime.shim import holders, invocation, staging
 from eci.runtime.shim.containerlock import ContainerLock
 from eci.runtime.shim.ranges import Pool, ProcSweeper, RangeStore
@@ -180,13 +181,6 @@ def _listener(directory: str) -> str:
     if not directory:
         raise RuntimeShimError("eci runtime: runtime.conf names no supervisorDir; run `eci up`")
     return os.path.join(directory, "listener.sock")
-
-
-#: the architectures a seccomp filter must name on a host (a 32-bit call must not slip by)
-SECCOMP_ARCHES = {
-    "x86_64": ("SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"),
-    "aarch64": ("SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"),
-}
 
 
 def _lxcfs(directory: str) -> str:

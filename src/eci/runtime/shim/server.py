@@ -63,8 +63,10 @@ def _preload() -> None:
     import json  # noqa: F401
 
     from eci import auditfile  # noqa: F401
-    from eci.runtime.linux import capabilities, mounts  # noqa: F401
+    from eci.runtime.linux import capabilities, libc, mounts  # noqa: F401
     from eci.runtime.shim import holders, spec, staging  # noqa: F401
+
+    libc.handle()  # loaded once, here: every forked worker has it
 
 
 def _make_userns_ahead(ranges_dir: str) -> None:

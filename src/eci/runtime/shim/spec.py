@@ -10,6 +10,7 @@ ended up) arrive in `SpecContext`, so this module does no IO and is unit-tested 
 from __future__ import annotations
 
 import copy
+import errno
 
 from eci.contract.devices import ALLOWED_DEVICE_NUMBERS
 from eci.contract.masks import (
@@ -254,7 +255,6 @@ UNSUPPORTED_SYSCALLS = (
     "move_mount",
     "open_tree",
 )
-ENOSYS = 38
 ALLOWING = ("SCMP_ACT_ALLOW", "SCMP_ACT_LOG")
 
 
@@ -299,7 +299,7 @@ def supervise_syscalls(spec: Spec, ctx: SpecContext) -> None:
             rules.append({**rule, "names": names})
     rules.append({"names": supervised, "action": "SCMP_ACT_NOTIFY"})
     if unsupported:
-        rules.append({"names": unsupported, "action": "SCMP_ACT_ERRNO", "errnoRet": ENOSYS})
+        rules.append({"names": unsupported, "action": "SCMP_ACT_ERRNO", "errnoRet": errno.ENOSYS})
     seccomp["syscalls"] = rules
     seccomp["listenerPath"] = ctx.listener_path
     linux["seccomp"] = seccomp

@@ -29,15 +29,6 @@ from hypothesis import strategies as st
 from eci.runtime.confine.mountguard import (
     BIND,
     MOVE,
-    MS_BIND,
-    MS_MOVE,
-    MS_PRIVATE,
-    MS_RDONLY,
-    MS_REC,
-    MS_REMOUNT,
-    MS_SHARED,
-    MS_SLAVE,
-    MS_UNBINDABLE,
     NEW,
     PROPAGATE,
     REMOUNT,
@@ -50,6 +41,17 @@ from eci.runtime.confine.mountguard import (
     mount_kind,
     overlay_layers,
     parse_mountinfo,
+)
+from eci.runtime.linux.constants import (
+    MS_BIND,
+    MS_MOVE,
+    MS_PRIVATE,
+    MS_RDONLY,
+    MS_REC,
+    MS_REMOUNT,
+    MS_SHARED,
+    MS_SLAVE,
+    MS_UNBINDABLE,
 )
 from eci.runtime.linux.mountinfo import is_under
 

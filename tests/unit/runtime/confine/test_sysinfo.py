@@ -21,7 +21,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from eci.runtime.confine import seccomp, sysinfo
+from eci.runtime.confine import sysinfo
+from eci.runtime.linux import libc
+from eci.runtime.linux.syscalls import AUDIT_ARCH_AARCH64, AUDIT_ARCH_I386, AUDIT_ARCH_X86_64
 
 GiB, MiB = 1 << 30, 1 << 20
 #: what cgroup v1 shows for "no limit" (PAGE_COUNTER_MAX pages, in bytes)
@@ -218,7 +220,7 @@ def test_virtualize_never_reveals_more_than_the_host_or_the_limit(
     scale = unit or 1
     host_total, host_swap = real.totalram * scale, real.totalswap * scale
     answer = virtualize(real, limit, usage, swap_limit, uptime, procs)
-    sysinfo.LAYOUT[seccomp.AUDIT_ARCH_X86_64].pack(*answer)  # fits the 64-bit struct
+    sysinfo.LAYOUT[AUDIT_ARCH_X86_64].pack(*answer)  # fits the 64-bit struct
     assert 0 <= answer.freeram <= answer.totalram <= host_total
     if limit is not None and limit < host_total:
         assert answer.totalram == limit
@@ -410,9 +412,9 @@ def test_uptime_of_a_gone_process() -> None:
 
 
 def test_layout_sizes() -> None:
-    assert sysinfo.LAYOUT[seccomp.AUDIT_ARCH_X86_64].size == 112
-    assert sysinfo.LAYOUT[seccomp.AUDIT_ARCH_AARCH64].size == 112
-    assert sysinfo.LAYOUT[seccomp.AUDIT_ARCH_I386].size == 64
+    assert sysinfo.LAYOUT[AUDIT_ARCH_X86_64].size == 112
+    assert sysinfo.LAYOUT[AUDIT_ARCH_AARCH64].size == 112
+    assert sysinfo.LAYOUT[AUDIT_ARCH_I386].size == 64
 
 
 def test_layouts_have_every_field() -> None:
@@ -426,10 +428,10 @@ def test_layouts_have_every_field() -> None:
     ("arch", "offsets"),
     [
         (
-            seccomp.AUDIT_ARCH_X86_64,
+            AUDIT_ARCH_X86_64,
             {"totalram": 32, "procs": 80, "totalhigh": 88, "mem_unit": 104},
         ),
-        (seccomp.AUDIT_ARCH_I386, {"totalram": 16, "procs": 40, "totalhigh": 44, "mem_unit": 52}),
+        (AUDIT_ARCH_I386, {"totalram": 16, "procs": 40, "totalhigh": 44, "mem_unit": 52}),
     ],
     ids=["lp64", "i386"],
 )
@@ -447,7 +449,7 @@ def test_layout_offsets_match_struct_sysinfo(arch: int, offsets: dict[str, int])
 def test_ctypes_struct_matches_the_lp64_layout() -> None:
     assert ctypes.sizeof(sysinfo._Sysinfo) == 112
     answer = virtualize(limit=1 * GiB, usage=1, uptime=99, procs=7)
-    data = sysinfo.LAYOUT[seccomp.AUDIT_ARCH_X86_64].pack(*answer)
+    data = sysinfo.LAYOUT[AUDIT_ARCH_X86_64].pack(*answer)
     back = sysinfo._Sysinfo.from_buffer_copy(data)
     assert (back.uptime, back.totalram, back.freeram) == (99, 1 * GiB, 1 * GiB - 1)
     assert (back.procs, back.mem_unit, list(back.loads)) == (7, 1, [65536, 32768, 16384])
@@ -456,8 +458,8 @@ def test_ctypes_struct_matches_the_lp64_layout() -> None:
 @pytest.mark.skipif(not LP64, reason="the ctypes struct is the host's: 64-bit longs")
 def test_the_kernels_answer_reads_the_same_through_both() -> None:
     real = sysinfo._Sysinfo()
-    assert sysinfo._libc.sysinfo(ctypes.byref(real)) == 0
-    fields = sysinfo.LAYOUT[seccomp.AUDIT_ARCH_X86_64].unpack(bytes(real))
+    assert libc.call("sysinfo", ctypes.byref(real)) == 0
+    fields = sysinfo.LAYOUT[AUDIT_ARCH_X86_64].unpack(bytes(real))
     assert fields[0] == real.uptime
     assert fields[4:10] == (
         real.totalram,
@@ -468,7 +470,7 @@ def test_the_kernels_answer_reads_the_same_through_both() -> None:
         real.freeswap,
     )
     assert (fields[10], fields[14]) == (real.procs, real.mem_unit)
-    assert sysinfo.LAYOUT[seccomp.AUDIT_ARCH_X86_64].size == ctypes.sizeof(real)
+    assert sysinfo.LAYOUT[AUDIT_ARCH_X86_64].size == ctypes.sizeof(real)
 
 
 # --- gaps found while writing these tests, fixed since ---
