@@ -47,6 +47,7 @@ from eci.runtime.confine.mountguard import Guard, Place
 from eci.runtime.linux import mounts
 from eci.runtime.linux.capabilities import capability_set
 from eci.runtime.linux.process import serve_until_signalled, start_ticks, write_atomic
+from eci.runtime.shim.invocation import valid_container_id
 
 LISTENER = "listener.sock"
 CAP_SYS_ADMIN = 21
@@ -198,7 +199,7 @@ class Supervisor:
 
     def register(self, fd: int, container_id: str, pid: int, init_pid: int) -> None:
         """A container's first process (its init) fixes what is protected; an exec joins."""
-        if not _valid_id(container_id):
+        if not valid_container_id(container_id):
             _log(f"refused a registration for container id {container_id!r}")
             os.close(fd)
             return
@@ -365,14 +366,6 @@ def _hung_up(fd: int) -> bool:
     poller = select.poll()
     poller.register(fd, 0)
     return any(events & select.POLLHUP for _, events in poller.poll(0))
-
-
-def _valid_id(container_id: str) -> bool:
-    return (
-        0 < len(container_id) <= 1024
-        and container_id[0].isalnum()
-        and all(c.isalnum() or c in "_.-" for c in container_id)
-    )
 
 
 # --- the helper: one call, checked and performed inside the caller's namespaces ---

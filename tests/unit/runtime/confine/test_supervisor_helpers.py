@@ -140,3 +140,27 @@ def test_a_listener_held_after_select_returned_it_is_not_read(
     sup.notified(busy)
     assert sup.helpers == {}
     assert answers == []
+
+
+# --- registration ---
+
+
+@pytest.mark.parametrize(
+    "bad_id",
+    ["", ".", "..", "a..b", "../x", "a/b", "-rf", "\u00e91"],
+    ids=["empty", "dot", "dotdot", "inner-dotdot", "parent-path", "slash", "flag", "non-ascii"],
+)
+def test_a_registration_for_an_id_that_could_name_another_path_is_refused(
+    tmp_path: Path, bad_id: str
+) -> None:
+    """The same rule as the shim's (`invocation.valid_container_id`): nothing is written, no
+    keeper is forked, the listener is closed (the container's calls then fail)."""
+    sup = Supervisor(str(tmp_path))
+    os.makedirs(sup.containers_dir)
+    read, write = os.pipe()
+    os.close(write)
+    sup.register(read, bad_id, os.getpid(), 0)
+    with pytest.raises(OSError, match="Bad file descriptor"):
+        os.fstat(read)
+    assert os.listdir(sup.containers_dir) == []
+    assert sup.listeners == {}
