@@ -53,7 +53,7 @@ from eci.runtime.shim.invocation import valid_container_id
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import NoReturn
+    from typing import Any, NoReturn
 
 LISTENER = "listener.sock"
 CAP_SYS_ADMIN = 21
@@ -181,17 +181,8 @@ class Supervisor:
         with conn:
             conn.settimeout(5)
             fds = array.array("i")
-            data = b""
             try:
-                msg, ancdata, _, _ = conn.recvmsg(1 << 16, socket.CMSG_SPACE(4 * 4))
-                for level, kind, payload in ancdata:
-                    if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                        fds.frombytes(payload[: len(payload) - len(payload) % 4])
-                data = msg
-                while msg:
-                    msg = conn.recv(1 << 16)
-                    data += msg
-                state = json.loads(data)
+                state = _receive_state(conn, fds)
                 container_id = str(state["state"]["id"])
                 pid = int(state["pid"])
                 if len(fds) != 1:
@@ -344,15 +335,18 @@ class Supervisor:
                 timeout = min(timeout, 1.0) if timeout is not None else 1.0
             for key, _ in self.selector.select(timeout=timeout):
                 try:
-                    if key.data == "accept":
-                        self.accept(server)
-                    elif key.data == "helper":
-                        self.helped(key.fd)
-                    else:
-                        self.notified(key.fd)
+                    self._ready(key, server)
                 except Exception as exc:  # one call's failure (EMFILE, fork) stops no other
                     _log(f"supervisor: {key.data} on fd {key.fd}: {exc!r}")
             self._reap()
+
+    def _ready(self, key: selectors.SelectorKey, server: socket.socket) -> None:
+        if key.data == "accept":
+            self.accept(server)
+        elif key.data == "helper":
+            self.helped(key.fd)
+        else:
+            self.notified(key.fd)
 
     def _reap(self) -> None:
         for pid in list(self.exited_keepers):
@@ -362,6 +356,20 @@ class Supervisor:
                 done = pid
             if done:
                 self.exited_keepers.discard(pid)
+
+
+def _receive_state(conn: socket.socket, fds: array.array[int]) -> Any:
+    """runc's state of the container (JSON, till EOF); the fds it sends (SCM_RIGHTS) are
+    added to `fds`, to be closed if the registration is refused."""
+    msg, ancdata, _, _ = conn.recvmsg(1 << 16, socket.CMSG_SPACE(4 * 4))
+    for level, kind, payload in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(payload[: len(payload) - len(payload) % 4])
+    data = msg
+    while msg:
+        msg = conn.recv(1 << 16)
+        data += msg
+    return json.loads(data)
 
 
 def _hung_up(fd: int) -> bool:

@@ -12,11 +12,14 @@ entry, a file for its memory, a recording setns.
 
 from __future__ import annotations
 
+import array
 import contextlib
 import errno
+import json
 import os
 import selectors
 import signal
+import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -176,6 +179,29 @@ def test_a_registration_for_an_id_that_could_name_another_path_is_refused(
         os.fstat(read)
     assert os.listdir(sup.containers_dir) == []
     assert sup.listeners == {}
+
+
+def test_runcs_state_is_read_till_eof_with_the_fds_it_sends() -> None:
+    """runc's listenerPath protocol: the container's state as JSON, the listener fd with it."""
+    runc, ours = socket.socketpair()
+    read, write = os.pipe()
+    state = {"pid": 42, "state": {"id": "c1", "pid": 41}, "pad": "x" * (1 << 16)}
+    try:
+        runc.sendmsg(
+            [json.dumps(state).encode()],
+            [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [write]))],
+        )
+        runc.close()
+        fds = array.array("i")
+        assert supervisor._receive_state(ours, fds) == state  # longer than one recvmsg
+        assert len(fds) == 1
+        os.write(fds[0], b"x")  # the pipe's write end, passed along
+        assert os.read(read, 1) == b"x"
+        os.close(fds[0])
+    finally:
+        ours.close()
+        for fd in (read, write):
+            os.close(fd)
 
 
 # --- the one place a refusal becomes the caller's errno ---
