@@ -238,6 +238,7 @@ class Supervisor:
                 _log(f"listener of {self.listeners[fd][0]}: {exc}")
             return  # else: the caller is gone meanwhile
         container_id, _ = self.listeners[fd]
+        directory = os.path.join(self.containers_dir, container_id)
         try:
             pid = os.fork()
         except OSError as exc:  # out of processes or memory: the call fails, nothing waits
@@ -245,8 +246,7 @@ class Supervisor:
             with contextlib.suppress(OSError):
                 seccomp.respond(fd, notif.id, errno.EAGAIN)
             return
-        if pid == 0:
-            directory = os.path.join(self.containers_dir, container_id)
+        if pid == 0:  # the helper: it ends in _exit_answering, whatever happens
             _exit_answering(
                 lambda: _serve(fd, notif, directory, self.cgroup_mounts),
                 f"helper for {container_id} pid {notif.pid}",
