@@ -73,8 +73,8 @@ class RangeCapReached(RuntimeShimError):
 
 
 class SyscallRefused(EciError):
-    """A container's mount(2) or umount2(2) was refused, or failed, in a mount supervisor
-    helper: the call is answered with ``errno``.
+    """A call of a container that the mount supervisor answers (mount(2), umount2(2), sysinfo(2))
+    was refused, or failed, in its helper: the call is answered with ``errno``.
 
     Raised only inside a helper and turned into its exit code (the caller's errno) at its top,
     so it never reaches a user. ``why`` is logged by the supervisor; it is empty for what the
