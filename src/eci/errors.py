@@ -74,6 +74,21 @@ class RangeCapReached(RuntimeShimError):
     """
 
 
+class SyscallRefused(EciError):
+    """A call of a container that the mount supervisor answers (mount(2), umount2(2), sysinfo(2))
+    was refused, or failed, in its helper: the call is answered with ``errno``.
+
+    Raised only inside a helper and turned into its exit code (the caller's errno) at its top,
+    so it never reaches a user. ``why`` is logged by the supervisor; it is empty for what the
+    kernel would answer itself (a caller without CAP_SYS_ADMIN, a bad pointer).
+    """
+
+    def __init__(self, errno: int, why: str = "") -> None:
+        self.errno = errno
+        self.why = why
+        super().__init__(f"errno {errno}: {why}" if why else f"errno {errno}")
+
+
 class PolicyDenied(EciError):
     """The proxy refused a Docker API request; ``str(error)`` is what the Docker CLI prints.
 

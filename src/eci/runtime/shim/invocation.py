@@ -19,6 +19,22 @@ COMMAND_BOOLEAN = frozenset(
 )
 ALIASES = {"-b": "--bundle", "-f": "--force", "-d": "--detach"}
 DEFAULT_RUNC_ROOT = "/run/runc"
+#: the longest container id eci accepts
+MAX_CONTAINER_ID = 1024
+
+
+def valid_container_id(text: str) -> bool:
+    """Whether `text` may be a container id. It names directories that eci (the shim, the
+    mount supervisor) and runc create and later remove, so it must name one entry, never a
+    path: ASCII letters and digits first, then those or '_', '.', '-' (a subset of what runc
+    accepts), and no '..' anywhere (so neither '.' nor '..', nor an empty id or a '/')."""
+    return (
+        0 < len(text) <= MAX_CONTAINER_ID
+        and text.isascii()
+        and text[0].isalnum()
+        and all(c.isalnum() or c in "_.-" for c in text)
+        and ".." not in text
+    )
 
 
 class InvocationError(ValueError):

@@ -219,8 +219,7 @@ def _run_backend(backend: str, argv: tuple[str, ...]) -> int:
 def _container_id(inv: invocation.Invocation) -> str:
     """The container id, checked: it names directories eci creates and later removes."""
     cid = inv.container_id or ""
-    ok = cid[:1].isalnum() and all(c.isalnum() or c in "_.-" for c in cid) and ".." not in cid
-    if not ok or len(cid) > 1024:
+    if not invocation.valid_container_id(cid):
         raise RuntimeShimError(
             f"eci runtime: refusing container id {cid!r} (expected letters, digits, '_', '.', '-')"
         )

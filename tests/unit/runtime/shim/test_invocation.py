@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from eci.runtime.shim.invocation import parse
+from eci.runtime.shim.invocation import MAX_CONTAINER_ID, parse, valid_container_id
 
 BUNDLE = "/run/eci/private/containerd/io.containerd.runtime.v2.task/eci/abc"
 CREATE = [
@@ -87,3 +87,65 @@ def test_unknown_create_flag_is_refused_not_guessed() -> None:
 
 def test_pidfd_socket_takes_a_value() -> None:
     assert parse(["create", "--pidfd-socket", "/s", "id"]).container_id == "id"
+
+
+@pytest.mark.parametrize(
+    "cid",
+    ["abc", "a" * 64, "0123abcdef", "A.b_c-d", "x1.2", "a" * MAX_CONTAINER_ID],
+    ids=["word", "docker-id", "hex", "punctuation", "dot-inside", "longest"],
+)
+def test_a_container_id_of_letters_digits_and_punctuation_is_valid(cid: str) -> None:
+    assert valid_container_id(cid)
+
+
+@pytest.mark.parametrize(
+    "cid",
+    [
+        "",
+        ".",
+        "..",
+        "a..b",
+        "ab..",
+        "../etc",
+        "a/b",
+        "/abc",
+        "abc/",
+        "-rf",
+        "_a",
+        ".hidden",
+        "a b",
+        "a\0b",
+        "a\nb",
+        "\u00e9t\u00e9",
+        "a\u0663",
+        "a+b",
+        "a:b",
+        "a" * (MAX_CONTAINER_ID + 1),
+    ],
+    ids=[
+        "empty",
+        "dot",
+        "dotdot",
+        "inner-dotdot",
+        "trailing-dotdot",
+        "parent-path",
+        "slash",
+        "absolute",
+        "trailing-slash",
+        "flag",
+        "underscore-first",
+        "dot-first",
+        "space",
+        "nul",
+        "newline",
+        "non-ascii-letters",
+        "non-ascii-digit",
+        "plus",
+        "colon",
+        "too-long",
+    ],
+)
+def test_a_container_id_that_could_name_another_path_is_invalid(cid: str) -> None:
+    """Rejected by the shim and the mount supervisor alike (one rule): runc would refuse most
+    of these itself, and '..' anywhere is refused although runc allows 'a..b'."""
+    assert not valid_container_id(cid)
