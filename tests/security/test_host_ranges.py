@@ -31,7 +31,7 @@ from tests.support import (
     uid_map,
 )
 
-from eci.runtime.shim.lifecycle import host_pool
+from eci.runtime.shim.config import host_pool
 
 pytestmark = pytest.mark.engine
 

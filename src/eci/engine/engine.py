@@ -44,7 +44,8 @@ from eci.engine.state import EngineState, load_state, save_state, write_atomic
 from eci.errors import EngineError, RuntimeShimError
 from eci.host import cgroups, mounts, network, probe
 from eci.host.processes import SANE_PATH, ProcessId, is_alive, spawn, stop
-from eci.runtime.shim.lifecycle import host_pool, range_store
+from eci.runtime.shim.config import host_pool
+from eci.runtime.shim.lifecycle import range_store
 from eci.settings import EffectiveSettings
 
 REQUIRED_COMMANDS = ("dockerd", "containerd", "runc", "ip", "lxcfs")

@@ -16,7 +16,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__)))))
 
-from eci.runtime.shim.lifecycle import main
+from eci.runtime.shim.lifecycle import Resources, main
 
 args = sys.argv[1:]
 if args[:1] == ["--eci-serve"] and len(args) == 2:
@@ -31,6 +31,7 @@ if args[:1] == ["--eci-extract"]:
     from eci.runtime.cp.archive import main as extract
 
     sys.exit(extract(args[1:]))
+# a fresh interpreter: no user namespaces made ahead, errors only where runc logs
 if args[:1] == ["--eci-cleanup"]:
-    sys.exit(main(args[1:], half="cleanup"))
-sys.exit(main(args))
+    sys.exit(main(args[1:], Resources(), half="cleanup"))
+sys.exit(main(args, Resources()))

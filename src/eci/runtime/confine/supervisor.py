@@ -923,7 +923,7 @@ def _child(opened: _Opened, directory: int, name: str) -> int:
 
 def serve(state_dir: str) -> int:
     """Supervise until SIGTERM: `<supervisorDir>/pid` appears once the socket listens."""
-    from eci.runtime.shim.lifecycle import RuntimeConfig
+    from eci.runtime.shim.config import RuntimeConfig
 
     directory = RuntimeConfig.load(state_dir).supervisor_dir
     supervisor = Supervisor(directory)

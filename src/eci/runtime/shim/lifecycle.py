@@ -15,17 +15,16 @@ import time
 from eci.errors import EciError, RuntimeShimError
 from eci.runtime.linux.syscalls import SECCOMP_ARCHES
 from eci.runtime.shim import holders, invocation, staging
+from eci.runtime.shim.config import RuntimeConfig, host_pool, read_text
 from eci.runtime.shim.containerlock import ContainerLock
 from eci.runtime.shim.ranges import Pool, ProcSweeper, RangeStore
+from eci.runtime.shim.userns import UsernsHandles
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any, TextIO
 
-SUBID_USER = "eci"
-#: where errors are written as well (the runtime server's log: nobody waits for a cleanup's)
-also_log_to: TextIO | None = None
 NS_PROC_NAMES = {
     "network": "net",
     "mount": "mnt",
@@ -37,91 +36,26 @@ NS_PROC_NAMES = {
 }
 
 
-def _read(path: str) -> str:
-    with open(path) as f:
-        return f.read()
+class Resources:
+    """What a lifecycle call takes from the process running it rather than from its command
+    line and runtime.conf: the user namespaces made ahead, one more place its errors go, and
+    eci's id pool (read anew at each use, as /etc/subuid may change under a long-lived server).
 
+    A fresh interpreter (entry.py) runs with bare ones; the runtime server makes its own once,
+    and its forked workers inherit them."""
 
-class RuntimeConfig:
-    """<state>/config/runtime.conf, written by `eci up`: `key=value` lines (no json on delete)."""
+    __slots__ = ("log_to", "pool", "userns")
 
-    __slots__ = (
-        "audit_log",
-        "backend",
-        "docker_data_root",
-        "grants_dir",
-        "lxcfs_dir",
-        "ranges_dir",
-        "ranges_per_user",
-        "restricted_paths",
-        "rootfs_dir",
-        "runtime_dir",
-        "server_dir",
-        "supervisor_dir",
-    )
-
-    def __init__(self, values: dict[str, str]) -> None:
-        self.docker_data_root = values["dockerDataRoot"]
-        # required: without it binds could not be checked (fail closed, not open)
-        self.restricted_paths = tuple(p for p in values["restrictedPaths"].split(":") if p)
-        self.grants_dir = values.get("grantsDir", "")
-        self.runtime_dir = values["runtimeDir"]
-        self.rootfs_dir = values["rootfsDir"]
-        self.ranges_dir = values["rangesDir"]
-        # ranges one requesting user may hold (None: ranges.default_cap)
-        per_user = values.get("rangesPerUser", "")
-        self.ranges_per_user = int(per_user) if per_user.isdigit() else None
-        # where processes killed for holding a released range are recorded
-        self.audit_log = values.get("auditLog", "")
-        self.backend = values.get("backend", "runc")
-        self.server_dir = values.get("serverDir", "")
-        # required by create (checked there: a container would start unconfined without them)
-        self.supervisor_dir = values.get("supervisorDir", "")
-        self.lxcfs_dir = values.get("lxcfsDir", "")
-
-    @classmethod
-    def load(cls, state_dir: str | None) -> RuntimeConfig:
-        if not state_dir:
-            raise RuntimeShimError(
-                "eci runtime: missing --eci-state (register the runtime with "
-                "`eci up`, whose launcher passes it)"
-            )
-        path = os.path.join(state_dir, "config", "runtime.conf")
-        try:
-            values = dict(line.split("=", 1) for line in _read(path).splitlines() if "=" in line)
-            return cls(values)
-        except (OSError, KeyError) as exc:
-            raise RuntimeShimError(f"eci runtime: cannot read {path}: {exc}") from exc
-
-
-#: user namespaces mapping 0..65535 onto a range (base -> fd), made once by the runtime
-#: server for the next ranges allocation hands out (server._make_userns_ahead): a new one
-#: costs a fork
-userns_made: dict[int, int] = {}
-
-
-def _userns(base: int) -> int:
-    """A user namespace (fd) mapping 0..65535 onto the range at `base`, to idmap mounts."""
-    from eci.runtime.linux.mounts import userns_fd
-
-    made = userns_made.get(base)
-    return os.dup(made) if made is not None else userns_fd(base)
-
-
-def host_pool() -> Pool:
-    pools = []
-    for name in ("/etc/subuid", "/etc/subgid"):
-        try:
-            text = _read(name)
-        except OSError as exc:
-            raise RuntimeShimError(f"cannot read {name}: {exc.strerror}") from exc
-        pools.append(Pool.from_subid(text, SUBID_USER, name))
-    if pools[0] != pools[1]:
-        raise RuntimeShimError(
-            f"the {SUBID_USER!r} entries of /etc/subuid and /etc/subgid "
-            f"differ ({pools[0]} vs {pools[1]}); make them equal"
-        )
-    return pools[0]
+    def __init__(
+        self,
+        userns: UsernsHandles | None = None,
+        log_to: TextIO | None = None,
+        pool: Callable[[], Pool] = host_pool,
+    ) -> None:
+        self.userns = UsernsHandles() if userns is None else userns
+        #: where errors are written as well (the server's log: nobody waits for a cleanup's)
+        self.log_to = log_to
+        self.pool = pool
 
 
 def _host_namespace_paths(spec: dict[str, Any]) -> frozenset[str]:
@@ -153,14 +87,14 @@ def _requester(data_root: str, container_id: str, pool: Pool) -> tuple[int, int]
 
     try:
         record = json.loads(
-            _read(os.path.join(data_root, "containers", container_id, "config.v2.json"))
+            read_text(os.path.join(data_root, "containers", container_id, "config.v2.json"))
         )
         value = ((record.get("Config") or {}).get("Labels") or {}).get(REQUESTER_LABEL)
         algorithm, _, image_id = str(record.get("Image", "")).partition(":")
         if not isinstance(value, str) or algorithm != "sha256" or not _is_hex(image_id):
             return None
         image = json.loads(
-            _read(
+            read_text(
                 os.path.join(
                     data_root, "image", "overlay2", "imagedb", "content", "sha256", image_id
                 )
@@ -239,7 +173,7 @@ class _BackendFailed(Exception):
         self.code = code
 
 
-def prepare(inv: invocation.Invocation) -> RuntimeConfig:
+def prepare(inv: invocation.Invocation, resources: Resources) -> RuntimeConfig:
     """create's own half: refuse, allocate the range, stage the mounts, rewrite config.json;
     returns the engine's runtime config. On any failure everything done is undone before the
     error propagates."""
@@ -251,7 +185,7 @@ def prepare(inv: invocation.Invocation) -> RuntimeConfig:
     config = RuntimeConfig.load(inv.eci_state)
     bundle = os.path.realpath(inv.bundle)
     spec_path = os.path.join(bundle, "config.json")
-    spec = json.loads(_read(spec_path))
+    spec = json.loads(read_text(spec_path))
     host_paths = _host_namespace_paths(spec)
     # Refuse before anything is allocated or mounted.
     refuse_host_namespaces(spec, SpecContext(0, frozenset(), host_paths))
@@ -267,7 +201,14 @@ def prepare(inv: invocation.Invocation) -> RuntimeConfig:
         with _container_lock(config, container_id) as lock:
             try:
                 return _prepare_staged(
-                    config, container_id, spec_path, spec, host_paths, owner, dockerd_rootfs
+                    config,
+                    resources,
+                    container_id,
+                    spec_path,
+                    spec,
+                    host_paths,
+                    owner,
+                    dockerd_rootfs,
                 )
             except BaseException:
                 lock.remove()  # undone: nothing of the container is staged
@@ -278,6 +219,7 @@ def prepare(inv: invocation.Invocation) -> RuntimeConfig:
 
 def _prepare_staged(
     config: RuntimeConfig,
+    resources: Resources,
     container_id: str,
     spec_path: str,
     spec: dict[str, Any],
@@ -299,9 +241,9 @@ def _prepare_staged(
     leftovers = [path for path in (home, stage) if os.path.lexists(path)]
     if leftovers:
         staging.unstage(*leftovers)
-    pool = host_pool()
+    pool = resources.pool()
     requester = _requester(config.docker_data_root, container_id, pool)
-    store = _range_store(config, pool, f"create of container {container_id[:12]}")
+    store = _range_store(config, resources, pool, f"create of container {container_id[:12]}")
     base = store.allocate(
         owner,
         is_live=os.path.isdir,
@@ -313,7 +255,7 @@ def _prepare_staged(
         plans = plan_mounts(spec, config.docker_data_root, container_id)
         if all(plan.idmap for plan in plans):  # no host paths: nothing mapped for the requester
             requester = None
-        userns = _userns(base)
+        userns = resources.userns.take(base)
         requester_userns = None
         try:
             if requester is not None:
@@ -333,7 +275,7 @@ def _prepare_staged(
             os.close(userns)
             if requester_userns is not None:
                 os.close(requester_userns)
-        caps = bounding_set(_read("/proc/self/status"))
+        caps = bounding_set(read_text("/proc/self/status"))
         context = SpecContext(
             base,
             caps,
@@ -350,20 +292,25 @@ def _prepare_staged(
             f.write(json.dumps(new_spec))
         os.replace(tmp, spec_path)
     except BaseException:
-        _unstage_and_release(config, owner, container_id)
+        _unstage_and_release(config, resources, owner, container_id)
         raise
     return config
 
 
-def _unstage_and_release(config: RuntimeConfig, owner: str, container_id: str) -> None:
+def _unstage_and_release(
+    config: RuntimeConfig, resources: Resources, owner: str, container_id: str
+) -> None:
     home, stage = (os.path.join(d, container_id) for d in (config.rootfs_dir, config.runtime_dir))
     staging.unstage(home, stage)
-    _range_store(config, host_pool(), f"release of container {container_id[:12]}").release(owner)
+    why = f"release of container {container_id[:12]}"
+    _range_store(config, resources, resources.pool(), why).release(owner)
 
 
-def range_store(ranges_dir: str, audit_log: str, pool: Pool, why: str) -> RangeStore:
+def range_store(
+    ranges_dir: str, audit_log: str, pool: Pool, why: str, log_to: TextIO | None = None
+) -> RangeStore:
     """The host's range store; processes its sweeps kill are recorded in `audit_log` and in
-    the runtime server's log, `why` saying what the sweep was for."""
+    `log_to` (the runtime server's log), `why` saying what the sweep was for."""
 
     def report(holder: holders.Holder, first: int, last: int) -> None:
         reason = (
@@ -371,7 +318,7 @@ def range_store(ranges_dir: str, audit_log: str, pool: Pool, why: str) -> RangeS
             f"({holder.describe()}) that no live container holds: killed before the range "
             f"is handed out again ({why})"
         )
-        _log_error(None, f"eci: {reason}", to_stderr=False)
+        _log_error(None, f"eci: {reason}", log_to, to_stderr=False)
         if not audit_log:
             return
         from eci import auditfile
@@ -389,16 +336,18 @@ def range_store(ranges_dir: str, audit_log: str, pool: Pool, why: str) -> RangeS
         try:
             auditfile.append(audit_log, record)
         except OSError as exc:  # the kill stands; losing its record must be visible
-            _log_error(None, f"eci: cannot write audit log {audit_log}: {exc}")
+            _log_error(None, f"eci: cannot write audit log {audit_log}: {exc}", log_to)
 
     return RangeStore(ranges_dir, pool, ProcSweeper(report))
 
 
-def _range_store(config: RuntimeConfig, pool: Pool, why: str) -> RangeStore:
-    return range_store(config.ranges_dir, config.audit_log, pool, why)
+def _range_store(config: RuntimeConfig, resources: Resources, pool: Pool, why: str) -> RangeStore:
+    return range_store(config.ranges_dir, config.audit_log, pool, why, resources.log_to)
 
 
-def cleanup(inv: invocation.Invocation, locked: Callable[[], None] | None = None) -> int:
+def cleanup(
+    inv: invocation.Invocation, resources: Resources, locked: Callable[[], None] | None = None
+) -> int:
     """After runc's delete, or a failed runc create: once runc no longer knows the container,
     detach its staged mounts and release its range. A container runc still knows is left
     alone (its delete will come). `locked` is called once the container's lock is held (the
@@ -410,7 +359,7 @@ def cleanup(inv: invocation.Invocation, locked: Callable[[], None] | None = None
         if locked is not None:
             locked()
         if not os.path.isdir(owner):
-            _unstage_and_release(config, owner, container_id)
+            _unstage_and_release(config, resources, owner, container_id)
             lock.remove()
     return 0
 
@@ -420,28 +369,33 @@ def _container_lock(config: RuntimeConfig, container_id: str) -> ContainerLock:
     return ContainerLock(config.runtime_dir, container_id)
 
 
-def create(inv: invocation.Invocation) -> int:
-    config = prepare(inv)
+def create(inv: invocation.Invocation, resources: Resources) -> int:
+    config = prepare(inv, resources)
     try:
         code = _run_backend(config.backend, inv.backend_argv)
     except BaseException:
-        cleanup(inv)
+        cleanup(inv, resources)
         raise
     if code != 0:
-        cleanup(inv)
+        cleanup(inv, resources)
         raise _BackendFailed(code)
     return 0
 
 
-def delete(inv: invocation.Invocation) -> int:
+def delete(inv: invocation.Invocation, resources: Resources) -> int:
     _container_id(inv)  # checked before anything runs
     config = RuntimeConfig.load(inv.eci_state)
     code = _run_backend(config.backend, inv.backend_argv)
-    cleanup(inv)
+    cleanup(inv, resources)
     return code
 
 
-def _log_error(inv: invocation.Invocation | None, message: str, to_stderr: bool = True) -> None:
+def _log_error(
+    inv: invocation.Invocation | None,
+    message: str,
+    also_to: TextIO | None,
+    to_stderr: bool = True,
+) -> None:
     """Where runc would log: containerd turns the last error into `OCI runtime … failed`."""
     line = message
     if inv is not None and inv.globals.get("--log-format") == "json":
@@ -454,24 +408,34 @@ def _log_error(inv: invocation.Invocation | None, message: str, to_stderr: bool 
             f.write(line + "\n")
     elif to_stderr:
         sys.stderr.write(line + "\n")
-    if also_log_to is not None:
-        also_log_to.write(message + "\n")
+    if also_to is not None:
+        also_to.write(message + "\n")
 
 
-def _handle(inv: invocation.Invocation, half: str | None, locked: Callable[[], None] | None) -> int:
+def _handle(
+    inv: invocation.Invocation,
+    resources: Resources,
+    half: str | None,
+    locked: Callable[[], None] | None,
+) -> int:
     if half == "prepare":
-        prepare(inv)
+        prepare(inv, resources)
         return 0
     if half == "cleanup":
-        return cleanup(inv, locked)
+        return cleanup(inv, resources, locked)
     if half is None and inv.command in ("create", "run"):
-        return create(inv)
+        return create(inv, resources)
     if half is None and inv.command == "delete":
-        return delete(inv)
+        return delete(inv, resources)
     raise RuntimeShimError(f"eci runtime: {inv.command!r} is not handled by the shim")
 
 
-def main(argv: list[str], half: str | None = None, locked: Callable[[], None] | None = None) -> int:
+def main(
+    argv: list[str],
+    resources: Resources,
+    half: str | None = None,
+    locked: Callable[[], None] | None = None,
+) -> int:
     """Run a runc command line (create/run/delete), or only eci's half of one: "prepare"
     (create without runc) or "cleanup" (after runc's delete or a failed create). The halves
     are what the runtime server runs, and what the dispatcher falls back to without it;
@@ -479,12 +443,13 @@ def main(argv: list[str], half: str | None = None, locked: Callable[[], None] | 
     inv = None
     try:
         inv = invocation.parse(argv)
-        return _handle(inv, half, locked)
+        return _handle(inv, resources, half, locked)
     except _BackendFailed as failed:
         return failed.code
     except (EciError, OSError, ValueError) as exc:
-        _log_error(inv, f"eci: {exc}")
+        _log_error(inv, f"eci: {exc}", resources.log_to)
         return 1
     except Exception as exc:  # a bug: still refuse the container, and say where it broke
-        _log_error(inv, f"eci runtime internal error: {type(exc).__name__}: {exc}")
+        message = f"eci runtime internal error: {type(exc).__name__}: {exc}"
+        _log_error(inv, message, resources.log_to)
         return 1

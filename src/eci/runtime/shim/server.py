@@ -37,6 +37,8 @@ import time
 from eci.errors import RuntimeShimError
 from eci.runtime.linux.process import serve_until_signalled
 from eci.runtime.shim import lifecycle
+from eci.runtime.shim.config import RuntimeConfig
+from eci.runtime.shim.userns import UsernsHandles
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -69,19 +71,15 @@ def _preload() -> None:
     libc.handle()  # loaded once, here: every forked worker has it
 
 
-def _make_userns_ahead(ranges_dir: str) -> None:
+def _make_userns_ahead(ranges_dir: str, resources: lifecycle.Resources) -> None:
     """Keep user namespaces made for the ranges allocation hands out next (least recently
     used first: see ranges.py), and only for them; a worker forked afterwards inherits them
-    (see lifecycle.userns_made). A range not among them gets its own at create (a fork, ~2 ms)."""
-    from eci.runtime.linux import mounts
+    (see userns.py). A range not among them gets its own at create (a fork, ~2 ms)."""
     from eci.runtime.shim.ranges import RangeStore
 
     try:
-        upcoming = set(RangeStore(ranges_dir, lifecycle.host_pool()).upcoming(USERNS_MADE))
-        for base in set(lifecycle.userns_made) - upcoming:
-            os.close(lifecycle.userns_made.pop(base))
-        for base in upcoming - set(lifecycle.userns_made):
-            lifecycle.userns_made[base] = mounts.userns_fd(base)
+        upcoming = RangeStore(ranges_dir, resources.pool()).upcoming(USERNS_MADE)
+        resources.userns.keep_only(upcoming)
     except (OSError, RuntimeShimError) as exc:  # each create then makes its own
         sys.stderr.write(f"eci runtime server: no user namespaces made ahead: {exc}\n")
 
@@ -95,12 +93,18 @@ def _client_argv(pid: int) -> list[str]:
     return argv[CLIENT_PREFIX:]
 
 
-def _run_half(half: str, pid: int, argv: list[str], locked: Callable[[], None]) -> int:
+def _run_half(
+    half: str,
+    pid: int,
+    argv: list[str],
+    resources: lifecycle.Resources,
+    locked: Callable[[], None],
+) -> int:
     """Run `half` of client `pid`'s command line `argv`, in its cwd."""
     started = time.monotonic()
     try:
         os.chdir(os.readlink(f"/proc/{pid}/cwd"))
-        code = lifecycle.main(argv, half=half, locked=locked)
+        code = lifecycle.main(argv, resources, half=half, locked=locked)
     except Exception as exc:  # the client's process is gone: refuse
         sys.stderr.write(f"eci runtime server: {half} for pid {pid}: {exc}\n")
         return 1
@@ -124,7 +128,7 @@ def _reply_pipe(pid: int, fd: int) -> int | None:
     return None
 
 
-def answer(half: str, pid: int, fd: int) -> None:
+def answer(half: str, pid: int, fd: int, resources: lifecycle.Resources) -> None:
     """In the forked worker: tell client `pid` who works for it, run the half, send the code.
 
     Nothing is done for a client that is gone, or is not an eci-runtime-client (whose fd is
@@ -154,25 +158,25 @@ def answer(half: str, pid: int, fd: int) -> None:
     try:
         if half == "prepare":
             take_up()
-        code = _run_half(half, pid, argv, take_up)
+        code = _run_half(half, pid, argv, resources, take_up)
         take_up()  # a cleanup refused before it locked anything
         try:
             os.write(out, f"{code}\n".encode())
         except OSError:  # the client is gone (a cleanup's client need not wait)
             if half == "prepare" and code == 0:
-                lifecycle.main(argv, half="cleanup")
+                lifecycle.main(argv, resources, half="cleanup")
     finally:
         os.close(out)
 
 
-def _dispatch(line: bytes, listening: int) -> int | None:
+def _dispatch(line: bytes, listening: int, resources: lifecycle.Resources) -> int | None:
     """Fork a worker for a request line; its pid (None: not a request)."""
     fields = line.decode("ascii", "replace").split(" ")
     half, pid, fd = fields if len(fields) == 3 else ("", "", "")
     if half not in HALVES or not pid.isdigit() or not fd.isdigit():
         sys.stderr.write(f"eci runtime server: ignoring request {line[:80]!r}\n")
         return None
-    return _fork(lambda: answer(half, int(pid), int(fd)), listening, f"{half} {pid}")
+    return _fork(lambda: answer(half, int(pid), int(fd), resources), listening, f"{half} {pid}")
 
 
 def _fork(work: Callable[[], None], listening: int, what: str) -> int:
@@ -198,8 +202,11 @@ class _FreeRangeSweeps:
     core. A process that gains a free range's ids after the range's release is thus killed
     within about that long, instead of at the range's next release."""
 
-    def __init__(self, config: lifecycle.RuntimeConfig, listening: int) -> None:
+    def __init__(
+        self, config: RuntimeConfig, resources: lifecycle.Resources, listening: int
+    ) -> None:
         self.config = config
+        self.resources = resources
         self.listening = listening
         self.pid: int | None = None
         self.started = 0.0
@@ -223,8 +230,9 @@ class _FreeRangeSweeps:
 
     def _sweep(self) -> None:
         why = "background sweep of free ranges"
+        config, resources = self.config, self.resources
         store = lifecycle.range_store(
-            self.config.ranges_dir, self.config.audit_log, lifecycle.host_pool(), why
+            config.ranges_dir, config.audit_log, resources.pool(), why, resources.log_to
         )
         if os.path.exists(os.path.join(self.config.ranges_dir, "queue")):
             store.sweep_free()
@@ -248,14 +256,14 @@ def _await_workers(workers: set[int], timeout: float = WORKER_GRACE) -> None:
 
 def serve(state_dir: str) -> int:
     """Serve until SIGTERM: `<serverDir>/pid` appears once requests are read."""
-    config = lifecycle.RuntimeConfig.load(state_dir)
+    config = RuntimeConfig.load(state_dir)
     directory = config.server_dir
     if not directory:
         sys.stderr.write("eci runtime server: runtime.conf has no serverDir\n")
         return 1
     _preload()
-    _make_userns_ahead(config.ranges_dir)
-    lifecycle.also_log_to = sys.stderr
+    resources = lifecycle.Resources(UsernsHandles(), log_to=sys.stderr)
+    _make_userns_ahead(config.ranges_dir, resources)
     requests = os.path.join(directory, "requests")
     pid_file = os.path.join(directory, "pid")
     os.makedirs(directory, mode=0o700, exist_ok=True)
@@ -268,7 +276,7 @@ def serve(state_dir: str) -> int:
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children reap themselves
     pending = b""
     workers: set[int] = set()
-    sweeps = _FreeRangeSweeps(config, listening)
+    sweeps = _FreeRangeSweeps(config, resources, listening)
     try:
         with serve_until_signalled(pid_file):
             while True:
@@ -278,12 +286,13 @@ def serve(state_dir: str) -> int:
                     pending = pending[-4096:]  # a request is one short line
                     workers = {pid for pid in workers if _running(pid)}
                     for line in lines:
-                        if (worker := _dispatch(line, listening)) is not None:
+                        if (worker := _dispatch(line, listening, resources)) is not None:
                             workers.add(worker)
-                    _make_userns_ahead(config.ranges_dir)  # for the next creates
+                    _make_userns_ahead(config.ranges_dir, resources)  # for the next creates
                 if (sweep := sweeps.tick()) is not None:
                     workers.add(sweep)
     finally:
         with contextlib.suppress(OSError):
             os.unlink(requests)
         _await_workers(workers)
+        resources.userns.close()

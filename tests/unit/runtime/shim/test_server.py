@@ -253,7 +253,7 @@ def test_free_range_sweeps_are_spaced_by_their_cost(monkeypatch: pytest.MonkeyPa
         return len(forked)
 
     monkeypatch.setattr(server, "_fork", fork)
-    sweeps = server._FreeRangeSweeps(None, -1)  # type: ignore[arg-type]
+    sweeps = server._FreeRangeSweeps(None, None, -1)  # type: ignore[arg-type]
     assert sweeps.due_in() == server.SWEEP_INTERVAL
     assert sweeps.tick() is None
     clock[0] += server.SWEEP_INTERVAL
@@ -277,24 +277,26 @@ def test_user_namespaces_are_made_for_the_next_ranges(
     exactly the ranges the queue hands out next, and dropped once they are not."""
     from eci.runtime.shim import lifecycle, server
     from eci.runtime.shim.ranges import RANGE_SIZE, Pool, RangeStore
+    from eci.runtime.shim.userns import UsernsHandles
 
     pool = Pool(4_000_000_000, 16 * RANGE_SIZE)  # far above eci's pool
-    monkeypatch.setattr(lifecycle, "host_pool", lambda: pool)
-    monkeypatch.setattr(lifecycle, "userns_made", {})
+    handles = UsernsHandles()
+    resources = lifecycle.Resources(handles, pool=lambda: pool)
     monkeypatch.setattr(server, "USERNS_MADE", 2)
     store = RangeStore(tmp_path, pool)
     store.allocate("/run/test/a", lambda owner: True)
     previous = signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     try:
-        server._make_userns_ahead(str(tmp_path))
-        assert sorted(lifecycle.userns_made) == [pool.base(1), pool.base(2)]
-        assert os.readlink(f"/proc/self/fd/{lifecycle.userns_made[pool.base(1)]}").startswith(
-            "user:["
-        )
+        server._make_userns_ahead(str(tmp_path), resources)
+        assert handles.made() == [pool.base(1), pool.base(2)]
+        fd = handles.take(pool.base(1))
+        try:
+            assert os.readlink(f"/proc/self/fd/{fd}").startswith("user:[")
+        finally:
+            os.close(fd)
         store.allocate("/run/test/b", lambda owner: True)
-        server._make_userns_ahead(str(tmp_path))
-        assert sorted(lifecycle.userns_made) == [pool.base(2), pool.base(3)]
+        server._make_userns_ahead(str(tmp_path), resources)
+        assert handles.made() == [pool.base(2), pool.base(3)]
     finally:
         signal.signal(signal.SIGCHLD, previous)
-        for fd in lifecycle.userns_made.values():
-            os.close(fd)
+        handles.close()
