@@ -72,7 +72,7 @@ from eci.proxy.peer import peer_of, requester_of
 from eci.proxy.splice import SpliceRelay
 from eci.proxy.streams import CHUNK, pipe_both_ways
 from eci.proxy.upload import extract_in_container
-from eci.proxy.upstream import LookupFailed, Stream, UpstreamPool, gather_facts
+from eci.proxy.upstream import Lease, LeaseState, LookupFailed, UpstreamPool, gather_facts
 
 MAX_HEAD = 64 * 1024
 #: What is read ahead of the parser while a response is relayed (pipelined requests).
@@ -198,11 +198,9 @@ class ClientConnection:
         _read_small(writer)
         self.pending = b""  # client bytes read ahead of the parser (pipelined requests)
         self.client_eof = False
-        self.upstream: Stream | None = None
-        self.upstream_reused = False
+        #: the upstream connection this client's requests go on (see ``Lease``)
+        self.lease: Lease | None = None
         self.head_request = False
-        #: the upstream connection ended its last response cleanly: it may serve another client
-        self.upstream_clean = False
         self.splice: SpliceRelay | None = None  # a download being spliced through
         self.waiting = Waiting.UNTIMED
         self.deadline = 0.0  # (loop time) when waiting for the client ends
@@ -324,18 +322,22 @@ class ClientConnection:
         )
 
     # ---- upstream side -----------------------------------------------------------------
-    async def _upstream(self) -> Stream:
-        if self.upstream is None:
-            self.upstream, self.upstream_reused = await self.config.pool.acquire()
-        return self.upstream
+    async def _next_lease(self) -> Lease:
+        """The upstream connection for the next request: the one the last request used if it
+        may carry another (``READY``), else one from the pool. A ``SPENT`` one (e.g. shut
+        to pass the client's EOF on) is never written to again."""
+        lease = self.lease
+        if lease is not None and lease.state is LeaseState.READY:
+            lease.begin()
+            return lease
+        self._drop_lease()
+        self.lease = await self.config.pool.acquire()
+        return self.lease
 
-    def _drop_upstream(self) -> None:
-        if self.upstream is not None:
-            if self.upstream_clean:
-                self.config.pool.release(self.upstream)
-            else:
-                self.upstream[1].close()
-            self.upstream = None
+    def _drop_lease(self) -> None:
+        if self.lease is not None:
+            self.config.pool.release(self.lease)  # (pooled if READY, else closed)
+            self.lease = None
 
     async def _watch_client(self) -> None:
         """While a response streams: read ahead (pipelined requests), and pass a client's
@@ -344,12 +346,10 @@ class ClientConnection:
             data = await self.reader.read(CHUNK)
             if not data:
                 self.client_eof = True
-                self.upstream_clean = False
                 if self.splice is not None:
                     self.splice.stop()
-                if self.upstream is not None and self.upstream[1].can_write_eof():
-                    with contextlib.suppress(OSError):
-                        self.upstream[1].write_eof()
+                if self.lease is not None:
+                    self.lease.shut_write()
                 return
             self.pending += data
 
@@ -357,7 +357,8 @@ class ClientConnection:
         self, client_conn: h11.Connection, method: str, hijack: bool, download: bool
     ) -> Outcome:
         """Relay dockerd's answer as it comes: the head read by h11, the body by offsets."""
-        up_reader, _ = await self._upstream()
+        assert self.lease is not None
+        up_reader = self.lease.reader
         watcher = asyncio.create_task(self._watch_client()) if not hijack else None
         received = False
         try:
@@ -377,7 +378,7 @@ class ClientConnection:
                         return Outcome.HIJACKED
                     break
                 else:  # ConnectionClosed or a broken head
-                    stale = not received and self.upstream_reused
+                    stale = not received and self.lease.reused
                     return Outcome.STALE if stale else Outcome.CLOSE
             headers = list(event.headers)
             tracker = body_tracker(method, event.status_code, headers)
@@ -393,7 +394,7 @@ class ClientConnection:
                 if tracker is not None:
                     used = tracker.feed(data)
                     if used is not None:
-                        self.upstream_clean = not closing and used == len(data)
+                        self.lease.ended(reusable=not closing and used == len(data))
                         return Outcome.CLOSE if closing else Outcome.KEEP_ALIVE
                 data = await self._read_upstream(up_reader)
                 if not data:
@@ -416,8 +417,8 @@ class ClientConnection:
         upstream StreamReader's buffer goes first, through the client transport, which is
         then flushed to empty; the upstream transport stops reading before that, so every
         later byte is in the socket for the splice."""
-        assert self.upstream is not None
-        up_reader, up_writer = self.upstream
+        assert self.lease is not None
+        up_reader, up_writer = self.lease.stream
         up_transport = up_writer.transport
         try:  # (no public way to take what a StreamReader holds without waiting for more)
             buffered = await up_reader.read(len(up_reader._buffer))  # type: ignore[attr-defined]
@@ -447,7 +448,7 @@ class ClientConnection:
         """dockerd writes `logs` one line per write: reading each as it lands costs the proxy a
         wake-up per line. After a small read (already relayed, so nothing waits on it), stop
         reading for a moment and let the kernel gather the next lines into one read."""
-        transport = self.upstream[1].transport if self.upstream is not None else None
+        transport = self.lease.writer.transport if self.lease is not None else None
         if not isinstance(transport, asyncio.ReadTransport):
             return
         transport.pause_reading()
@@ -626,9 +627,9 @@ class ClientConnection:
     ) -> Outcome:
         """Send the policed request to dockerd and relay its answer."""
         while True:
-            self.upstream_clean = False
             upstream_conn = h11.Connection(h11.CLIENT)
-            _, up_writer = await self._upstream()
+            lease = await self._next_lease()
+            up_writer = lease.writer
             up_writer.write(upstream_conn.send(head))
             if streaming:
                 await self._stream_body(conn, upstream_conn, up_writer)
@@ -638,7 +639,7 @@ class ClientConnection:
             try:
                 await up_writer.drain()
             except ConnectionError:
-                if not self.upstream_reused:
+                if not lease.reused:
                     raise
                 outcome = Outcome.STALE
             else:
@@ -649,7 +650,7 @@ class ClientConnection:
                 break
             if streaming or request.method not in IDEMPOTENT:
                 return Outcome.CLOSE  # never send a write twice: the client sees the close
-            self._drop_upstream()  # dockerd closed the idle connection: once more, fresh
+            self._drop_lease()  # dockerd closed the idle connection: once more, fresh
         if outcome is Outcome.HIJACKED:
             leftover = conn.trailing_data[0] + self.pending
             if leftover:
@@ -765,8 +766,8 @@ class ClientConnection:
                     )
                     return
                 if outcome is Outcome.HIJACKED:
-                    assert self.upstream is not None
-                    await pipe_both_ways((self.reader, self.writer), self.upstream)
+                    assert self.lease is not None
+                    await pipe_both_ways((self.reader, self.writer), self.lease.stream)
                     return
                 if outcome is Outcome.CLOSE:
                     return
@@ -775,5 +776,5 @@ class ClientConnection:
         except (ConnectionError, OSError):
             return
         finally:
-            self._drop_upstream()
+            self._drop_lease()
             self.writer.close()
