@@ -37,13 +37,17 @@ def _cycle(engine: EngineHandle) -> str | None:
     return None
 
 
-def _tracebacks(engine: EngineHandle) -> int:
+def _proxy_errors(engine: EngineHandle) -> list[str]:
+    """The last line of every traceback in the proxy's log: each is a request it answered
+    with a 500 (the bug's `RuntimeError: Cannot call write() after write_eof()`)."""
     log = engine.layout.log_file("proxy")
-    return log.read_text(errors="replace").count("Traceback") if log.exists() else 0
+    lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+    starts = [i for i, line in enumerate(lines) if line.startswith("Traceback")]
+    return [next((x for x in lines[i + 1 :] if not x.startswith(" ")), "?") for i in starts]
 
 
 def test_parallel_clients_cycle_through_the_proxy_without_a_failure(engine: EngineHandle) -> None:
-    tracebacks = _tracebacks(engine)
+    known = len(_proxy_errors(engine))
     numbers = itertools.count()
     failures: list[str] = []
 
@@ -57,7 +61,5 @@ def test_parallel_clients_cycle_through_the_proxy_without_a_failure(engine: Engi
         thread.start()
     for thread in threads:
         thread.join()
-    assert failures == []
     left = engine.docker("ps", "-aq", "--filter", "name=proxy-soak", direct=True).stdout.split()
-    assert left == []
-    assert _tracebacks(engine) == tracebacks
+    assert (failures, _proxy_errors(engine)[known:], left) == ([], [], [])
