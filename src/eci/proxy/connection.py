@@ -5,7 +5,7 @@ parser per request, fed what was left over from the previous one, so keep-alive 
 pipelined requests are each parsed and policed). The target is normalized and routed by
 ``dockerapi``; the body of every route except the streaming ones (build context, archives,
 image tarballs) is read whole, up to the body limit, before anything is forwarded.
-The policy decides; the proxy looks up what the decision needs first (``FactsQuery``).
+``Policing`` (``proxy/policing.py``) decides; this module reads and relays.
 
 What reaches dockerd is re-serialized by h11 from what was parsed, never the client's raw
 bytes: the normalized target, the policed (or rewritten) body with its own Content-Length.
@@ -40,14 +40,12 @@ import asyncio
 import contextlib
 import dataclasses
 import enum
-import functools
 import json
 import sys
 import traceback
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http import HTTPStatus
-from pathlib import Path
 from urllib.parse import quote, urlencode
 
 import h11
@@ -55,39 +53,17 @@ import h11
 from eci.dockerapi.request import ApiRequest, parse_request
 from eci.dockerapi.routes import Body, Route
 from eci.dockerapi.target import ApiTarget, BadTarget
-from eci.errors import ECI_PREFIX, PolicyDenied
-from eci.policy import (
-    Decision,
-    Deny,
-    ExtractInContainer,
-    Facts,
-    FactsQuery,
-    PolicyContext,
-    Rewrite,
-    decide,
-    facts_needed,
-    pin_target,
-)
-from eci.policy.commands import check_command
-from eci.policy.grants import Grant
-from eci.proxy.admission import BodyBudget, ConnectionCounts
-from eci.proxy.audit import AuditLog
+from eci.errors import ECI_PREFIX
+from eci.policy import Deny, ExtractInContainer, Rewrite
+from eci.proxy.config import ProxyConfig
 from eci.proxy.framing import FramingError, LengthBody, body_tracker
-from eci.proxy.grants import GrantedSockets, new_token
-from eci.proxy.identity import DigestCache, image_identity
 from eci.proxy.limits import CLIENT_READ, Limits
-from eci.proxy.memory import MemoryReturn
-from eci.proxy.peer import peer_of, requester_of
+from eci.proxy.peer import peer_of
+from eci.proxy.policing import Policing
 from eci.proxy.splice import SpliceRelay
 from eci.proxy.streams import CHUNK, pipe_both_ways
 from eci.proxy.upload import extract_in_container
-from eci.proxy.upstream import (
-    Lease,
-    LeaseState,
-    LookupFailed,
-    UpstreamPool,
-    gather_facts,
-)
+from eci.proxy.upstream import Lease, LeaseState
 
 MAX_HEAD = 64 * 1024
 #: What is read ahead of the parser while a response is relayed (pipelined requests).
@@ -136,28 +112,6 @@ class Wait:
 
     what: Waiting
     deadline: float
-
-
-@dataclass
-class ProxyConfig:
-    upstream: Path
-    policy: PolicyContext
-    audit: AuditLog
-    limits: Limits = field(default_factory=Limits)
-    #: the containers' filtered sockets (None: no socket can be granted)
-    grants: GrantedSockets | None = None
-    pool: UpstreamPool = field(init=False)
-    digests: DigestCache = field(init=False, default_factory=DigestCache)
-    memory: MemoryReturn = field(init=False, default_factory=MemoryReturn)
-    budget: BodyBudget = field(init=False)
-    connections: ConnectionCounts = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.pool = UpstreamPool(self.upstream)
-        self.budget = BodyBudget(
-            self.limits.budget, self.limits.budget_per_uid, self.memory.freed_bytes
-        )
-        self.connections = ConnectionCounts(self.limits)
 
 
 class _Refused(Exception):
@@ -329,6 +283,7 @@ class ClientConnection:
         self.peer = peer_of(writer)
         _read_small(writer)
         self.client = ClientInput(reader, config.limits)
+        self.policing = Policing(config, self.peer, grant)
         #: the upstream connection this client's requests go on (see ``Lease``)
         self.lease: Lease | None = None
 
@@ -569,72 +524,6 @@ class ClientConnection:
         except ConnectionError:
             return b""  # dockerd went away: as an EOF (errors past here are the client's)
 
-    # ---- the policy --------------------------------------------------------------------
-    @functools.cached_property
-    def _peer_requester(self) -> tuple[int, int] | None:
-        """The client's (uid, primary gid), looked up in the passwd database once, when a
-        decision first needs it (a `_ping` or a connection over the cap needs none)."""
-        return requester_of(self.peer)
-
-    def _requester(self) -> tuple[int, int] | None:
-        """Who the request is made for: through a container's granted socket, the user who
-        created that container (its own ids are a range's, handed to the next tenant once
-        it is gone); else the client's user."""
-        if self.grant is None:
-            return self._peer_requester
-        grants = self.config.grants
-        return grants.requester(self.grant) if grants is not None else None
-
-    async def _decide(self, request: ApiRequest, sent_target: str) -> tuple[Decision, ApiTarget]:
-        """The decision, and the target to forward (its container named by full id)."""
-        policy = self.config.policy
-        if self.grant is not None:
-            try:
-                check_command(request, sent_target, policy.command_list)
-            except PolicyDenied as denied:
-                return Deny(denied.rule, str(denied), denied.status), request.target
-        query = facts_needed(request, policy)
-        try:
-            facts = await gather_facts(self.config.upstream, query) if query else Facts()
-            facts = await self._image_facts(query, facts)
-        except (LookupFailed, OSError) as exc:
-            deny = Deny("lookup-failed", f"{ECI_PREFIX}cannot check the request: {exc}", 503)
-            return deny, request.target
-        facts = dataclasses.replace(facts, requester=self._requester())
-        return decide(request, policy, facts), pin_target(request, facts)
-
-    async def _image_facts(self, query: FactsQuery, facts: Facts) -> Facts:
-        """For a create that binds a Docker socket: the image's identity, for the grant."""
-        policy = self.config.policy
-        if (
-            query.image is None
-            or self.config.grants is None
-            or not policy.host_paths.binds_socket(query.paths, facts.real_paths)
-        ):
-            return facts
-        image, resolved, bases = await image_identity(
-            self.config.upstream, query.image, policy.image_list, self.config.digests
-        )
-        return dataclasses.replace(
-            facts, image=image, resolved=resolved, bases=bases, grant_token=new_token()
-        )
-
-    async def _begin_grant(self, decision: Decision) -> Grant | None:
-        """Open the socket grant ``decision`` carries, if any, before its create is forwarded
-        (``OSError``: the container's socket cannot be made; nothing is forwarded then)."""
-        grant = decision.grant if isinstance(decision, Rewrite) else None
-        if grant is None or self.config.grants is None:
-            return None
-        await self.config.grants.begin(grant.token, self._requester())
-        return grant
-
-    async def _settle_grant(self, grant: Grant) -> None:
-        """After the create: keep the grant if dockerd made the container (and audit it)."""
-        assert self.config.grants is not None  # (_begin_grant returned it)
-        container = await self.config.grants.settle(grant.token)
-        if container is not None:
-            self.config.audit.granted(self.peer, grant, container)
-
     # ---- one request -------------------------------------------------------------------
     async def _refuse(
         self, exchange: Exchange, request: ApiRequest | None, deny: Deny, close: bool = False
@@ -695,7 +584,7 @@ class ClientConnection:
         """Decide on a request read (but for a streamed body), and carry the decision out."""
         event = exchange.event
         streaming = route.body is Body.STREAM
-        decision, target = await self._decide(request, event.target.decode("latin-1"))
+        decision, target = await self.policing.decide(request, event.target.decode("latin-1"))
         if isinstance(decision, Deny):
             await self._refuse(exchange, request, decision, close=streaming)
             conn = exchange.conn
@@ -712,7 +601,7 @@ class ClientConnection:
             headers=self._forward_head(event, length, close=route.download),
         )
         try:
-            grant = await self._begin_grant(decision)
+            grant = await self.policing.begin_grant(decision)
         except OSError as exc:
             deny = Deny(
                 "grant-failed", f"{ECI_PREFIX}cannot create the container's socket: {exc}", 500
@@ -723,7 +612,7 @@ class ClientConnection:
             return await self._forward(exchange, request.method, head, body, route)
         finally:
             if grant is not None:
-                await self._settle_grant(grant)
+                await self.policing.settle_grant(grant)
 
     async def _forward(
         self, exchange: Exchange, method: str, head: h11.Request, body: bytes, route: Route

@@ -30,7 +30,8 @@ import pytest
 from eci.errors import ECI_PREFIX, host_namespaces_message, restricted_mount_message
 from eci.policy import PolicyContext
 from eci.proxy.audit import AuditLog
-from eci.proxy.connection import ClientConnection, ProxyConfig
+from eci.proxy.config import ProxyConfig
+from eci.proxy.connection import ClientConnection
 from eci.proxy.limits import CLIENT_BUFFER, Limits
 from eci.requester import REQUESTER_LABEL
 
