@@ -31,15 +31,16 @@ Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
 class LeaseState(enum.Enum):
-    """Where an upstream connection is between requests. ``SPENT`` is final: nothing written
-    to it again, never pooled, closed when let go."""
+    """Where an upstream connection is between requests. Only ``READY`` is reused or pooled;
+    ``SPENT`` is final. A lease let go in any other state is closed."""
 
-    #: a request is being sent or its response relayed
+    #: a request is being sent or its response relayed (a hijacked stream or a spliced
+    #: download stays BUSY until it ends, and is then closed)
     BUSY = "busy"
     #: its last response ended cleanly and nothing more came: it may carry another request
     READY = "ready"
     #: it can carry nothing more: its write side was shut to pass a client's EOF on to
-    #: dockerd, or its response closed it, left bytes over or ended it in a raw stream
+    #: dockerd, or its response asked for a close or left bytes over
     SPENT = "spent"
 
 
