@@ -18,7 +18,8 @@ from eci.engine.layout import EngineLayout
 from eci.policy import PolicyContext
 from eci.policy.imagelist import ImageList
 from eci.proxy.audit import AuditLog
-from eci.proxy.connection import ClientConnection, ProxyConfig
+from eci.proxy.config import ProxyConfig
+from eci.proxy.connection import ClientConnection
 from eci.proxy.grants import GrantedSockets
 from eci.proxy.limits import CLIENT_BUFFER, Limits
 from eci.settings.model import DockerSocketMount

@@ -4,6 +4,8 @@ asks for (``FactsQuery`` → ``Facts``)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import enum
 import itertools
 import json
 import os
@@ -28,34 +30,102 @@ CHUNK = 256 * 1024
 Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
+class LeaseState(enum.Enum):
+    """Where an upstream connection is between requests. Only ``READY`` is reused or pooled;
+    ``SPENT`` is final. A lease let go in any other state is closed."""
+
+    #: a request is being sent or its response relayed (a hijacked stream or a spliced
+    #: download stays BUSY until it ends, and is then closed)
+    BUSY = "busy"
+    #: its last response ended cleanly and nothing more came: it may carry another request
+    READY = "ready"
+    #: it can carry nothing more: its write side was shut to pass a client's EOF on to
+    #: dockerd, or its response asked for a close or left bytes over
+    SPENT = "spent"
+
+
+class Lease:
+    """One upstream connection, held by one client connection between ``acquire`` and
+    ``release``. ``shut_write`` (the client-EOF watcher) is one way: a response that ends
+    cleanly afterwards does not make the connection reusable again."""
+
+    __slots__ = ("reader", "reused", "state", "writer")
+
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, reused: bool
+    ) -> None:
+        self.reader = reader
+        self.writer = writer
+        #: it served another request before (so it may have been closed by dockerd since)
+        self.reused = reused
+        self.state = LeaseState.BUSY
+
+    @property
+    def stream(self) -> Stream:
+        return self.reader, self.writer
+
+    def begin(self) -> None:
+        """Start the next exchange on a ``READY`` connection."""
+        if self.state is not LeaseState.READY:
+            raise ValueError(f"an upstream connection that is {self.state.value} cannot be reused")
+        self.state, self.reused = LeaseState.BUSY, True
+
+    def ended(self, reusable: bool) -> None:
+        """The response ended; ``reusable``: cleanly, nothing after it, no close asked."""
+        if self.state is LeaseState.BUSY:
+            self.state = LeaseState.READY if reusable else LeaseState.SPENT
+
+    def shut_write(self) -> None:
+        """Pass a client's EOF on to dockerd (it ends `logs -f`, `events`): spent for good."""
+        self.state = LeaseState.SPENT
+        if self.writer.can_write_eof():
+            with contextlib.suppress(OSError):
+                self.writer.write_eof()
+
+    def close(self) -> None:
+        self.state = LeaseState.SPENT
+        self.writer.close()
+
+
 class UpstreamPool:
     """Idle keep-alive connections to dockerd, handed to the next client.
 
     The Docker CLI opens a new connection per command; reusing an idle upstream saves a
-    connect per request. Only connections whose last response ended cleanly come back here;
-    one that dockerd closed meanwhile is noticed (EOF) and dropped, and a request that finds
-    its reused connection dead is sent again on a fresh one."""
+    connect per request. Only ``READY`` connections come back here (``Lease``); one that
+    dockerd closed meanwhile is noticed (EOF) and dropped, and a request that finds its
+    reused connection dead is sent again on a fresh one."""
 
     def __init__(self, path: Path, size: int = 16) -> None:
         self.path = path
         self.size = size
-        self.idle: list[Stream] = []
+        self.idle: list[Lease] = []
 
-    async def acquire(self) -> tuple[Stream, bool]:
-        """A connection and whether it was reused."""
+    async def acquire(self) -> Lease:
+        """A ``BUSY`` lease: an idle connection, or a fresh one."""
         while self.idle:
-            reader, writer = self.idle.pop()
-            if not reader.at_eof() and not writer.is_closing():
-                return (reader, writer), True
-            writer.close()
-        return await asyncio.open_unix_connection(str(self.path)), False
+            lease = self.idle.pop()
+            if _open(lease):
+                lease.begin()
+                return lease
+            lease.close()
+        reader, writer = await asyncio.open_unix_connection(str(self.path))
+        return Lease(reader, writer, reused=False)
 
-    def release(self, stream: Stream) -> None:
-        reader, writer = stream
-        if len(self.idle) < self.size and not reader.at_eof() and not writer.is_closing():
-            self.idle.append(stream)
+    def release(self, lease: Lease) -> None:
+        """Keep ``lease`` for the next client if it is ``READY``, else close it."""
+        if lease.state is LeaseState.READY and len(self.idle) < self.size and _open(lease):
+            self.idle.append(lease)
         else:
-            writer.close()
+            lease.close()
+
+    def close(self) -> None:
+        """Close every idle connection."""
+        while self.idle:
+            self.idle.pop().close()
+
+
+def _open(lease: Lease) -> bool:
+    return not lease.reader.at_eof() and not lease.writer.is_closing()
 
 
 class LookupFailed(Exception):

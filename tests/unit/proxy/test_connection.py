@@ -31,7 +31,8 @@ from eci.contract.labels import REQUESTER_LABEL
 from eci.errors import ECI_PREFIX, host_namespaces_message, restricted_mount_message
 from eci.policy import PolicyContext
 from eci.proxy.audit import AuditLog
-from eci.proxy.connection import ClientConnection, ProxyConfig
+from eci.proxy.config import ProxyConfig
+from eci.proxy.connection import ClientConnection
 from eci.proxy.limits import CLIENT_BUFFER, Limits
 
 TIMEOUT = 10.0
@@ -286,9 +287,7 @@ async def proxy(
         await proxy_server.wait_closed()
         while pending := {t for t in tasks if not t.done()}:
             await asyncio.wait(pending, timeout=0.05)
-            for _, writer in config.pool.idle:
-                writer.close()
-            config.pool.idle.clear()
+            config.pool.close()
         fake_server.close()
         await fake_server.wait_closed()
         for _ in range(3):  # let the closed transports run their connection_lost
@@ -791,6 +790,87 @@ def test_a_streamed_body_is_relayed_with_the_clients_framing(tmp_path: Path) -> 
         assert (first.header("transfer-encoding"), first.body) == ("chunked", tarball)
         assert first.header("content-length") is None
         assert (second.header("content-length"), second.body) == (str(len(tarball)), tarball)
+
+    run(scenario())
+
+
+# --- the upstream connection: reused only whole ---------------------------------------------------
+
+
+def _answer_after_eof(release: asyncio.Event) -> RawPhase:
+    """dockerd answering a request whose client has half-closed: the proxy passed the EOF
+    on (``write_eof``), the answer comes after it, and the connection stays open until
+    ``release`` (as a busy dockerd's would, for a while)."""
+
+    async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: bytes) -> None:
+        while await reader.read(65536):
+            pass
+        writer.write(response(200, {"seen": "after the client's EOF"}))
+        await writer.drain()
+        await release.wait()
+
+    return run
+
+
+def _after_eof_on(target: str, release: asyncio.Event) -> Callable[[Seen], Reply]:
+    def reply(seen: Seen) -> Reply:
+        if seen.target == target:
+            return Hijack(b"", _answer_after_eof(release))
+        return default_reply(seen)
+
+    return reply
+
+
+def test_an_upstream_half_closed_for_a_leaving_client_never_serves_another(
+    tmp_path: Path,
+) -> None:
+    """Issue 16's bug: the client-EOF watcher half-closes the upstream connection, then the
+    response ends cleanly; the connection must not go back to the pool, where the next
+    client's request would be written after ``write_eof`` (a 500, and a `docker run -d`
+    left in Created)."""
+    release = asyncio.Event()
+
+    async def scenario() -> None:
+        async with proxy(tmp_path, _after_eof_on("/v1.41/info", release)) as px:
+            try:
+                async with px.client() as first:
+                    await first.send(http("GET", "/v1.41/info"))
+                    first.writer.write_eof()  # done sending; still reading its answer
+                    answer = await first.response()
+                    assert json.loads(answer.body) == {"seen": "after the client's EOF"}
+                    assert await first.closed()
+                async with px.client() as second:
+                    await second.send(http("GET", "/v1.41/containers/json"))
+                    assert (await second.response()).status == 200
+            finally:
+                release.set()
+        assert [s.target for s in px.fake.forwarded] == ["/v1.41/info", "/v1.41/containers/json"]
+        assert px.fake.connections == 2
+
+    run(scenario())
+
+
+def test_a_request_pipelined_before_the_clients_eof_goes_on_a_fresh_upstream(
+    tmp_path: Path,
+) -> None:
+    """Two requests then EOF: the EOF is passed on to dockerd while the first is answered
+    (it ends `logs -f`), so the second cannot go on that half-closed connection."""
+    release = asyncio.Event()
+
+    async def scenario() -> None:
+        async with proxy(tmp_path, _after_eof_on("/v1.41/info", release)) as px:
+            try:
+                async with px.client() as client:
+                    await client.send(http("GET", "/v1.41/info") + http("GET", "/_ping"))
+                    client.writer.write_eof()
+                    assert (await client.response()).status == 200
+                    second = await client.response()
+                    assert json.loads(second.body) == {"seen": "GET /_ping"}
+                    assert await client.closed()
+            finally:
+                release.set()
+        assert [s.target for s in px.fake.forwarded] == ["/v1.41/info", "/_ping"]
+        assert px.fake.connections == 2
 
     run(scenario())
 
