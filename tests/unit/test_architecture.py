@@ -291,3 +291,60 @@ def test_what_the_create_path_imports_later_is_light_too(tmp_path: Path) -> None
     ).stdout.split()
     heavy = sorted(name for name in imported if _within(name, NOT_ON_THE_COLD_PATH))
     assert not heavy, f"the shim's create may import {heavy}"
+
+
+#: Which rooms each room may import (besides itself): the map of docs/development.md. A room
+#: is a top-level package or module of `eci`, or one of the runtime's four sub-packages.
+ROOM_IMPORTS: dict[str, set[str]] = {
+    "eci": set(),  # the package's own __init__
+    "contract": set(),
+    "errors": {"contract"},
+    "auditfile": set(),
+    "settings": {"dockerapi", "errors"},
+    "dockerapi": {"errors"},
+    "policy": {"contract", "dockerapi", "errors", "settings"},
+    "images": {"errors"},
+    "runtime/linux": set(),
+    "runtime/shim": {"runtime/linux", "contract", "errors", "auditfile"},
+    "runtime/confine": {"runtime/linux", "runtime/shim", "contract", "errors", "auditfile"},
+    "runtime/cp": {"runtime/confine", "runtime/linux"},
+    "runtime": {"runtime/shim", "runtime/confine", "runtime/cp"},
+    "host": {"runtime/linux", "runtime/confine", "errors", "settings"},
+    "engine": {"runtime", "runtime/shim", "host", "policy", "settings", "errors"},
+    "proxy": {
+        *("runtime", "runtime/cp", "engine", "policy", "dockerapi", "settings"),
+        *("contract", "errors", "auditfile"),
+    },
+    "verify": {"engine", "policy", "dockerapi", "errors"},
+    "cli": {"engine", "host", "images", "settings", "verify", "errors"},
+}
+RUNTIME_ROOMS = ("linux", "shim", "confine", "cp")
+
+
+def _room(parts: tuple[str, ...]) -> str:
+    """The room of `eci.<parts>` (a module path inside the eci package)."""
+    if not parts or parts == ("__init__.py",):
+        return "eci"
+    top = parts[0].removesuffix(".py")
+    if top == "runtime" and len(parts) > 1 and parts[1].removesuffix(".py") in RUNTIME_ROOMS:
+        return f"runtime/{parts[1].removesuffix('.py')}"
+    return top
+
+
+ALL_FILES = sorted(p for p in SRC.rglob("*.py") if "__pycache__" not in p.parts)
+
+
+@pytest.mark.parametrize("path", ALL_FILES, ids=lambda p: str(p.relative_to(SRC)))
+def test_rooms_import_only_the_rooms_the_map_allows(path: Path) -> None:
+    room = _room(path.relative_to(SRC).parts)
+    assert room in ROOM_IMPORTS, f"{room} is not on the map of rooms"
+    allowed = ROOM_IMPORTS[room] | {room}
+    reached = {
+        _room(tuple(name.split(".")[1:])) for name in _imports(path) if name.startswith("eci.")
+    }
+    assert reached <= allowed, f"{room} imports {sorted(reached - allowed)}"
+
+
+def test_the_map_names_only_rooms_that_exist() -> None:
+    rooms = {_room(p.relative_to(SRC).parts) for p in ALL_FILES}
+    assert set(ROOM_IMPORTS) == rooms
