@@ -12,18 +12,20 @@ the failed cycles and every internal error (500) the proxy logged; tears the eng
 This is the reproduction of issue 16's proxy bug (a pooled upstream connection that the
 client-EOF watcher had half-closed: `Cannot call write() after write_eof()`).
 
-    .venv/bin/python bench/proxy_soak.py [--cycles 1000] [--clients 8]
+    .venv/bin/python bench/proxy_soak.py [--cycles 1000] [--clients 8] [--keep-logs DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import shutil
 import subprocess
 import threading
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 from proxy import engine  # bench/proxy.py
 
@@ -101,12 +103,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cycles", type=int, default=1000)
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument(
+        "--keep-logs", type=Path, help="copy the engine's logs here when a cycle failed"
+    )
     args = parser.parse_args()
     with engine() as layout:
         started = time.monotonic()
         failures = soak(layout, args.cycles, args.clients)
         elapsed = time.monotonic() - started
         errors = proxy_errors(layout)
+        if (failures or errors) and args.keep_logs:
+            shutil.copytree(layout.log_dir, args.keep_logs, dirs_exist_ok=True)
+            print(f"engine logs kept in {args.keep_logs}")
     print(f"\n{args.cycles} cycles, {args.clients} clients, {elapsed:.0f} s (wall clock)")
     print(f"failed cycles: {len(failures)}")
     for failure in failures:
