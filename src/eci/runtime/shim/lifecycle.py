@@ -77,7 +77,7 @@ def _host_namespace_paths(spec: dict[str, Any]) -> frozenset[str]:
 
 
 def _requester(data_root: str, container_id: str, pool: Pool) -> tuple[int, int] | None:
-    """Who asked for the container (see eci.requester), from dockerd's own record of it;
+    """Who asked for the container (see eci.contract.requester), from dockerd's own record of it;
     None when unknown, when the image carries the same label (it could have set it), for
     root and for ids of eci's pool (a container asking through a granted socket)."""
     import json
