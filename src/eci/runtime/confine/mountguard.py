@@ -35,19 +35,23 @@ from eci.contract.masks import (
     MASKED_PROC_FILES,
     MASKED_SYS_DIRS,
 )
-from eci.runtime.linux.constants import MS_BIND as MS_BIND
-from eci.runtime.linux.constants import MS_MGC_MSK, MS_MGC_VAL, MS_PROPAGATION, MS_REC
-from eci.runtime.linux.constants import MS_MOVE as MS_MOVE
-from eci.runtime.linux.constants import MS_RDONLY as MS_RDONLY
-from eci.runtime.linux.constants import MS_REMOUNT as MS_REMOUNT
+from eci.runtime.linux.constants import (
+    MS_BIND,
+    MS_MGC_MSK,
+    MS_MGC_VAL,
+    MS_MOVE,
+    MS_PROPAGATION,
+    MS_RDONLY,
+    MS_REC,
+    MS_REMOUNT,
+)
 from eci.runtime.linux.mountinfo import is_under, unescape
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Collection, Mapping
 
-# MS_BIND, MS_MOVE, MS_RDONLY, MS_REMOUNT and PROPAGATION are also the supervisor's (as
-# mountguard.*): the rules and the calls they vet name the same flags
+#: the propagation flags (one of them makes a call a propagation change)
 PROPAGATION = MS_PROPAGATION
 #: kinds of mount(2) call, in the kernel's order of precedence (do_mount)
 REMOUNT, BIND, PROPAGATE, MOVE, NEW = "remount", "bind", "propagate", "move", "new"

@@ -45,9 +45,18 @@ from eci.errors import SyscallRefused
 from eci.runtime.confine import charge, mountguard, seccomp, sysinfo
 from eci.runtime.confine.enter import NAMESPACES
 from eci.runtime.confine.mountguard import Guard, Place
-from eci.runtime.linux import mounts
+from eci.runtime.linux import libc, mounts
 from eci.runtime.linux.capabilities import capability_set
-from eci.runtime.linux.constants import MNT_DETACH, MS_NOSYMFOLLOW, UMOUNT_NOFOLLOW
+from eci.runtime.linux.constants import (
+    MNT_DETACH,
+    MS_BIND,
+    MS_MOVE,
+    MS_NOSYMFOLLOW,
+    MS_PROPAGATION,
+    MS_RDONLY,
+    MS_REMOUNT,
+    UMOUNT_NOFOLLOW,
+)
 from eci.runtime.linux.process import serve_until_signalled, start_ticks, write_atomic
 from eci.runtime.shim.invocation import valid_container_id
 
@@ -476,8 +485,8 @@ class _Call:
     @property
     def takes_source(self) -> bool:
         """A bind or a move: its source is a path, opened and checked like the target."""
-        moves = self.flags & (mountguard.MS_BIND | mountguard.MS_MOVE)
-        return bool(moves) and not self.flags & (mountguard.MS_REMOUNT | mountguard.PROPAGATION)
+        moves = self.flags & (MS_BIND | MS_MOVE)
+        return bool(moves) and not self.flags & (MS_REMOUNT | MS_PROPAGATION)
 
     @property
     def made_as_host(self) -> bool:
@@ -889,14 +898,14 @@ def _mask_steps(
         entry = before.get(seccomp.mount_id(source))
         if entry is None or entry.fstype != mountguard.LXCFS_TYPE:
             raise OSError(errno.EPERM, f"{own}/{name} is not lxcfs's")
-        steps.append((str(source), _child(opened, fresh, name), None, mountguard.MS_BIND))
+        steps.append((str(source), _child(opened, fresh, name), None, MS_BIND))
     for name in masked_files:
         with contextlib.suppress(FileNotFoundError):
-            steps.append((str(null), _child(opened, fresh, name), None, mountguard.MS_BIND))
+            steps.append((str(null), _child(opened, fresh, name), None, MS_BIND))
     for name in masked_dirs:
         with contextlib.suppress(FileNotFoundError):
             child = _child(opened, fresh, name)
-            steps.append(("tmpfs", child, "tmpfs", mountguard.MS_RDONLY))
+            steps.append(("tmpfs", child, "tmpfs", MS_RDONLY))
     return steps
 
 
@@ -926,6 +935,7 @@ def serve(state_dir: str) -> int:
     from eci.runtime.shim.config import RuntimeConfig
 
     directory = RuntimeConfig.load(state_dir).supervisor_dir
+    libc.handle()  # loaded once here, not again in every forked helper
     supervisor = Supervisor(directory)
     server = supervisor.start()
     _log(f"supervising mounts on {os.path.join(directory, LISTENER)}")

@@ -155,7 +155,8 @@ def _container_id(inv: invocation.Invocation) -> str:
     cid = inv.container_id or ""
     if not invocation.valid_container_id(cid):
         raise RuntimeShimError(
-            f"eci runtime: refusing container id {cid!r} (expected letters, digits, '_', '.', '-')"
+            f"eci runtime: refusing container id {cid!r} (expected ASCII letters and digits,"
+            " then also '_', '.', '-', and no '..')"
         )
     return cid
 
